@@ -1,0 +1,44 @@
+// WakeNode: the registration a suspended leaf awaitable (timer, channel, join handle) leaves
+// in a wait list. Notifying it queues its frame on its task; the owner can always cancel it.
+#pragma once
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+#include <source_location>
+
+namespace trpl::detail {
+
+struct TaskHeader;
+
+// The protocol (DESIGN.md, "the hard race"). A node lives inside an awaiter, in the coroutine
+// frame of the task that waits. Its `state` moves:
+//   idle --arm (owner, under the wait list's lock)--> registered
+//   registered --fire_locked (notifier, under the same lock, after unlinking)--> queued
+//   queued --run loop pops it (owner)--> idle, then the frame is resumed
+// The notifier pushes the node onto the task's wake stack while it still holds the wait list's
+// lock, so an owner that takes the lock afterwards sees `queued` with the push complete. The
+// awaiter's destructor (always run by the owner, rule 1) therefore: idle -> nothing (only the
+// owner leaves idle); otherwise take the lock and, if still registered, unlink; if queued,
+// remove the node from the task's ready list, which only the owner consumes. Nothing can
+// resume a destroyed frame, and no notifier touches a node after its push.
+struct WakeNode {
+  enum State : std::uint8_t { kIdle, kRegistered, kQueued };
+
+  WakeNode* next = nullptr;  // wait list link, then wake stack / ready list link
+  WakeNode* prev = nullptr;
+  std::coroutine_handle<> frame;
+  TaskHeader* task = nullptr;
+  std::atomic<std::uint8_t> state{kIdle};
+  // Diagnostics: where the frame waits and on what (filled at arm time; read by dump_tasks).
+  const std::source_location* where = nullptr;
+  const char* what = nullptr;
+
+  WakeNode() = default;
+  WakeNode(const WakeNode&) = delete;
+  WakeNode& operator=(const WakeNode&) = delete;
+
+  std::uint8_t load_state() const noexcept { return state.load(std::memory_order_acquire); }
+};
+
+}  // namespace trpl::detail

@@ -1,0 +1,122 @@
+// JoinHandle<T>: the awaitable handle of a spawned task. `co_await handle` yields
+// std::expected<T, JoinError>; abort() cancels the task; dropping the handle detaches it.
+#pragma once
+
+#include <coroutine>
+#include <expected>
+#include <utility>
+
+#include "trpl/detail/runtime_context.hpp"
+#include "trpl/detail/task_cell.hpp"
+#include "trpl/error.hpp"
+#include "trpl/join_error.hpp"
+
+namespace trpl {
+
+// Returns: `co_await handle` -> std::expected<T, JoinError>: the task's value, or why there
+//   is none (cancelled by abort()/shutdown, or the exception that escaped it).
+// Errors: trpl::Error when the handle is empty (moved-from) or its result was already taken.
+// Cancellation: if the frame awaiting the handle is destroyed, it stops waiting; the task
+//   itself keeps running (use abort() to stop it).
+// Thread safety: abort() and is_finished() may be called from any thread; awaiting is for one
+//   frame at a time.
+template <class T>
+class [[nodiscard("dropping a JoinHandle detaches the task; keep it to await or abort it")]]
+JoinHandle {
+ public:
+  JoinHandle() = default;
+  explicit JoinHandle(detail::TaskCell<T>* cell) noexcept : cell_(cell) {}  // adopts a reference
+  JoinHandle(JoinHandle&& o) noexcept : cell_(std::exchange(o.cell_, nullptr)), taken_(o.taken_) {}
+  JoinHandle& operator=(JoinHandle&& o) noexcept {
+    if (this != &o) {
+      reset();
+      cell_ = std::exchange(o.cell_, nullptr);
+      taken_ = o.taken_;
+    }
+    return *this;
+  }
+  ~JoinHandle() { reset(); }
+
+  // Cancels the task: its frames are destroyed (destructors run) at its next scheduling
+  // point; awaiting the handle then yields JoinError::is_cancelled(). No effect once finished.
+  void abort() const noexcept {
+    if (cell_) detail::abort_task(cell_);
+  }
+  // True once the task completed, failed or was cancelled.
+  bool is_finished() const noexcept { return cell_ && cell_->is_complete(); }
+  // The runtime's number for the task (as in dump_tasks()).
+  std::uint64_t id() const noexcept { return cell_ ? cell_->id : 0; }
+  bool valid() const noexcept { return cell_ != nullptr; }
+
+  class Awaiter {
+   public:
+    explicit Awaiter(JoinHandle& h) : handle_(h) {}
+    Awaiter(const Awaiter&) = delete;
+    ~Awaiter() {
+      if (node_.load_state() == detail::WakeNode::kIdle) return;
+      auto* cell = handle_.cell_;
+      cell->join_lock.lock();
+      if (node_.load_state() == detail::WakeNode::kRegistered) {
+        cell->join_waiter = nullptr;
+        node_.state.store(detail::WakeNode::kIdle, std::memory_order_relaxed);
+      } else {
+        detail::cancel_queued(node_);
+      }
+      cell->join_lock.unlock();
+    }
+    bool await_ready() const {
+      if (!handle_.cell_) {
+        detail::throw_error("JoinHandle::operator co_await", "this JoinHandle is empty (moved-from or default-constructed)",
+                            "Await the handle that spawn_task returned");
+      }
+      if (handle_.taken_) {
+        detail::throw_error("JoinHandle::operator co_await", "this task's result was already taken",
+                            "Await a JoinHandle once; keep the result if you need it twice");
+      }
+      return handle_.cell_->is_complete();
+    }
+    bool await_suspend(std::coroutine_handle<> h) {
+      auto* cell = handle_.cell_;
+      cell->join_lock.lock();
+      if (cell->is_complete()) {
+        cell->join_lock.unlock();
+        return false;
+      }
+      if (cell->join_waiter != nullptr) {
+        cell->join_lock.unlock();
+        detail::throw_error("JoinHandle::operator co_await", "this handle is already being awaited elsewhere",
+                            "Await a JoinHandle from one place only");
+      }
+      node_.what = "join handle";
+      try {
+        detail::arm(node_, h, "JoinHandle::operator co_await");
+      } catch (...) {
+        cell->join_lock.unlock();
+        throw;
+      }
+      cell->join_waiter = &node_;
+      cell->join_lock.unlock();
+      return true;
+    }
+    std::expected<T, JoinError> await_resume() {
+      handle_.taken_ = true;
+      return std::move(*handle_.cell_->output);
+    }
+
+   private:
+    JoinHandle& handle_;
+    detail::WakeNode node_;
+  };
+
+  Awaiter operator co_await() & { return Awaiter(*this); }
+  Awaiter operator co_await() && { return Awaiter(*this); }
+
+ private:
+  void reset() noexcept {
+    if (cell_) std::exchange(cell_, nullptr)->unref();
+  }
+  detail::TaskCell<T>* cell_ = nullptr;
+  bool taken_ = false;
+};
+
+}  // namespace trpl

@@ -1,0 +1,469 @@
+// RuntimeCore's implementation: task lifecycle (run, finish, cancel), both scheduler flavors,
+// the driving of timers by whichever thread is idle, paused time, and shutdown.
+#include "runtime/runtime_core.hpp"
+
+#include <algorithm>
+#include <cassert>
+
+#include "trpl/error.hpp"
+
+namespace trpl::detail {
+
+namespace {
+// A task that keeps being woken while it runs gives way to the others after this many resumes.
+constexpr int kRunBudget = 128;
+
+std::int64_t to_ns(Clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+}
+}  // namespace
+
+// ---- the narrow interface of runtime_context.hpp / task_header.hpp ----
+
+RuntimeCore& current_runtime(const char* call) {
+  if (tl_runtime == nullptr) {
+    throw_error(call, "no trpl runtime is running on this thread",
+                "Call it from async code inside trpl::run / Runtime::block_on, or use "
+                "Runtime::spawn from outside");
+  }
+  return *tl_runtime;
+}
+void spawn_prepared(RuntimeCore& rt, TaskHeader* t) { rt.spawn(t); }
+void block_on_prepared(RuntimeCore& rt, TaskHeader* main) { rt.block_on(main); }
+void schedule(TaskHeader* t) noexcept {
+  // The state word is checked before the runtime is touched: a completed task's runtime may
+  // already be shut down.
+  std::uint64_t prev = t->state.fetch_or(TaskHeader::kScheduled, std::memory_order_acq_rel);
+  if (prev & (TaskHeader::kScheduled | TaskHeader::kRunning | TaskHeader::kComplete)) return;
+  t->rt->schedule(t);
+}
+void abort_task(TaskHeader* t) noexcept {
+  std::uint64_t prev = t->state.fetch_or(TaskHeader::kCancelled, std::memory_order_acq_rel);
+  if (!(prev & TaskHeader::kComplete)) schedule(t);
+}
+void retain_runtime(RuntimeCore* rt) noexcept { rt->retain(); }
+void release_runtime(RuntimeCore* rt) noexcept { rt->release(); }
+Clock::time_point runtime_now(RuntimeCore& rt) noexcept { return rt.now(); }
+Driver& driver(RuntimeCore& rt, DriverKind kind, std::unique_ptr<Driver> (*make)(RuntimeCore&)) {
+  return rt.driver(kind, make);
+}
+void deadline_changed(RuntimeCore& rt, Clock::time_point deadline) noexcept {
+  rt.deadline_changed(deadline);
+}
+void arm(WakeNode& n, std::coroutine_handle<> h, const char* call) {
+  if (tl_current_task == nullptr) {
+    throw_error(call, "awaited outside a trpl task",
+                "Await it inside a coroutine run by trpl::run, Runtime::block_on or spawn_task");
+  }
+  n.task = tl_current_task;
+  n.frame = h;
+  n.state.store(WakeNode::kRegistered, std::memory_order_relaxed);
+}
+
+RuntimeCore* make_runtime_core(const RuntimeConfig& config) { return new RuntimeCore(config); }
+
+// ---- RuntimeCore ----
+
+RuntimeCore::RuntimeCore(const RuntimeConfig& config) : config_(config) {
+  if (config_.multi_thread) {
+    std::size_t n = config_.worker_threads;
+    if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+    workers_.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) workers_.emplace_back([this, i] { worker_main(i); });
+  }
+}
+
+Clock::time_point RuntimeCore::now() const noexcept {
+  if (config_.start_paused) {
+    return origin_ + std::chrono::nanoseconds(paused_ns_.load(std::memory_order_acquire));
+  }
+  return Clock::now();
+}
+
+void RuntimeCore::register_task(TaskHeader* t) {
+  t->id = next_id_.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard lk(registry_mu_);
+  t->registry_prev = nullptr;
+  t->registry_next = registry_head_;
+  if (registry_head_) registry_head_->registry_prev = t;
+  registry_head_ = t;
+}
+
+void RuntimeCore::unregister_task(TaskHeader* t) noexcept {
+  {
+    std::lock_guard lk(registry_mu_);
+    if (t->registry_prev) t->registry_prev->registry_next = t->registry_next;
+    else registry_head_ = t->registry_next;
+    if (t->registry_next) t->registry_next->registry_prev = t->registry_prev;
+    t->registry_prev = t->registry_next = nullptr;
+  }
+  t->unref();  // "alive in the runtime"
+}
+
+void RuntimeCore::spawn(TaskHeader* t) {
+  register_task(t);
+  t->start.state.store(WakeNode::kQueued, std::memory_order_relaxed);
+  t->push_wake(&t->start);
+  bool closed;
+  {
+    std::lock_guard lk(mu_);
+    closed = closed_;
+  }
+  if (closed) {
+    // The runtime is gone: the task is cancelled before it ever runs, as tokio does.
+    t->state.fetch_or(TaskHeader::kRunning | TaskHeader::kCancelled, std::memory_order_acq_rel);
+    finish(t, true);
+    return;
+  }
+  detail::schedule(t);
+}
+
+void RuntimeCore::schedule(TaskHeader* t) noexcept {
+  t->ref();  // the run queue's
+  push_runnable(t);
+}
+
+void RuntimeCore::push_runnable(TaskHeader* t) noexcept {
+  if (t->pinned) {
+    {
+      std::lock_guard lk(main_mu_);
+      main_queue_.push(t);
+    }
+    main_cv_.notify_one();
+    return;
+  }
+  std::unique_lock lk(mu_);
+  if (closed_) {
+    lk.unlock();
+    t->unref();
+    return;
+  }
+  queue_.push(t);
+  if (idle_ > 0) {
+    lk.unlock();
+    work_cv_.notify_one();
+  } else if (driver_busy_) {
+    lk.unlock();
+    driver_cv_.notify_one();
+  }
+}
+
+void RuntimeCore::run_task(TaskHeader* t) noexcept {
+  std::uint64_t s = t->state.load(std::memory_order_acquire);
+  for (;;) {
+    if (s & TaskHeader::kComplete) {  // finished while queued (shutdown raced a wake)
+      t->unref();
+      return;
+    }
+    assert(!(s & TaskHeader::kRunning));
+    if (t->state.compare_exchange_weak(s, (s & ~TaskHeader::kScheduled) | TaskHeader::kRunning,
+                                       std::memory_order_acq_rel, std::memory_order_acquire)) {
+      break;
+    }
+  }
+  TaskHeader* const outer_task = tl_current_task;
+  Trampoline* const outer_trampoline = tl_trampoline;
+  Trampoline trampoline;
+  tl_current_task = t;
+  tl_trampoline = &trampoline;
+  int budget = kRunBudget;
+  for (;;) {
+    if (s & TaskHeader::kCancelled) {
+      finish(t, true);
+      break;
+    }
+    if (WakeNode* n = t->pop_ready()) {
+      n->state.store(WakeNode::kIdle, std::memory_order_relaxed);
+      n->frame.resume();
+      trampoline.drain();
+      if (t->root.done()) {
+        finish(t, false);
+        break;
+      }
+      s = t->state.load(std::memory_order_acquire);
+      if (--budget == 0 && (t->has_ready() || (s & TaskHeader::kScheduled))) {
+        // Give way: back to the end of the queue, which keeps our reference.
+        while (!t->state.compare_exchange_weak(
+            s, (s | TaskHeader::kScheduled) & ~TaskHeader::kRunning, std::memory_order_acq_rel,
+            std::memory_order_acquire)) {
+        }
+        tl_current_task = outer_task;
+        tl_trampoline = outer_trampoline;
+        push_runnable(t);
+        return;
+      }
+      continue;
+    }
+    // Nothing ready: go idle, unless a wake arrived since the last look.
+    s = t->state.load(std::memory_order_acquire);
+    if (s & TaskHeader::kScheduled) {
+      t->state.fetch_and(~TaskHeader::kScheduled, std::memory_order_acq_rel);
+      s = t->state.load(std::memory_order_acquire);
+      continue;
+    }
+    if (t->state.compare_exchange_strong(s, s & ~TaskHeader::kRunning, std::memory_order_acq_rel,
+                                         std::memory_order_acquire)) {
+      break;
+    }
+  }
+  tl_current_task = outer_task;
+  tl_trampoline = outer_trampoline;
+  t->unref();  // the run queue's
+}
+
+void RuntimeCore::finish(TaskHeader* t, bool cancelled) noexcept {
+  if (t->start.load_state() == WakeNode::kQueued) cancel_queued(t->start);  // never started
+  if (t->root) {
+    // Destroying the root destroys every frame the task owns; their awaiters deregister.
+    std::coroutine_handle<> root = std::exchange(t->root, nullptr);
+    root.destroy();
+  }
+  if (cancelled) t->set_cancelled();
+  assert(!t->has_ready() && "a destroyed frame left a wake queued");
+  t->join_lock.lock();
+  std::uint64_t s = t->state.load(std::memory_order_relaxed);
+  while (!t->state.compare_exchange_weak(
+      s, (s | TaskHeader::kComplete) & ~(TaskHeader::kRunning | TaskHeader::kScheduled),
+      std::memory_order_acq_rel, std::memory_order_relaxed)) {
+  }
+  WakeNode* waiter = std::exchange(t->join_waiter, nullptr);
+  TaskHeader* waiter_task = waiter ? fire_locked(*waiter) : nullptr;
+  t->join_lock.unlock();
+  if (waiter_task) wake_after_unlock(waiter_task);
+  unregister_task(t);
+}
+
+void RuntimeCore::block_on(TaskHeader* main) {
+  if (tl_runtime != nullptr) {
+    std::exchange(main->root, nullptr).destroy();
+    main->unref();
+    main->unref();
+    throw_error("block_on", "called on a thread that is already running a trpl runtime",
+                "Inside async code, co_await the operation instead of blocking on it");
+  }
+  main->pinned = config_.multi_thread;
+  tl_runtime = this;
+  struct Reset {
+    ~Reset() { tl_runtime = nullptr; }
+  } reset;
+  spawn(main);
+  if (!config_.multi_thread) {
+    run_current_thread(main);
+    return;
+  }
+  std::unique_lock lk(main_mu_);
+  while (!main->is_complete()) {
+    TaskHeader* t = main_queue_.pop();
+    if (t == nullptr) {
+      main_cv_.wait(lk);
+      continue;
+    }
+    lk.unlock();
+    run_task(t);
+    lk.lock();
+  }
+}
+
+std::optional<Clock::time_point> RuntimeCore::drive(Clock::time_point now) {
+  for (auto& slot : drivers_) {
+    if (Driver* d = slot.load(std::memory_order_acquire)) d->process(now);
+  }
+  return next_deadline();
+}
+
+std::optional<Clock::time_point> RuntimeCore::next_deadline() {
+  std::optional<Clock::time_point> earliest;
+  for (auto& slot : drivers_) {
+    if (Driver* d = slot.load(std::memory_order_acquire)) {
+      if (auto nd = d->next_deadline(); nd && (!earliest || *nd < *earliest)) earliest = nd;
+    }
+  }
+  return earliest;
+}
+
+void RuntimeCore::run_current_thread(TaskHeader* main) {
+  std::unique_lock lk(mu_);
+  while (!main->is_complete()) {
+    if (TaskHeader* t = queue_.pop()) {
+      lk.unlock();
+      run_task(t);
+      lk.lock();
+      continue;
+    }
+    driver_deadline_ns_.store(INT64_MIN, std::memory_order_relaxed);  // we are awake
+    lk.unlock();
+    std::optional<Clock::time_point> next = drive(now());
+    lk.lock();
+    if (!queue_.empty()) continue;
+    if (config_.start_paused && next) {
+      // Every task waits and a timer is armed: jump the virtual clock to it.
+      std::int64_t target = to_ns(*next - origin_);
+      std::int64_t cur = paused_ns_.load(std::memory_order_relaxed);
+      if (target > cur) paused_ns_.store(target, std::memory_order_release);
+      continue;
+    }
+    if (!park_deadline_settled(next)) continue;
+    ++idle_;
+    if (next && !config_.start_paused) work_cv_.wait_until(lk, *next);
+    else work_cv_.wait(lk);
+    --idle_;
+  }
+}
+
+void RuntimeCore::worker_main(std::size_t /*index*/) {
+  tl_runtime = this;
+  std::unique_lock lk(mu_);
+  for (;;) {
+    if (TaskHeader* t = queue_.pop()) {
+      lk.unlock();
+      run_task(t);
+      lk.lock();
+      continue;
+    }
+    if (stopping_) break;
+    if (driver_busy_) {  // someone drives the timers: sleep until there is work
+      ++idle_;
+      work_cv_.wait(lk);
+      --idle_;
+      continue;
+    }
+    // Become the driving thread: fire what is due, then sleep until the next deadline.
+    driver_busy_ = true;
+    driver_deadline_ns_.store(INT64_MIN, std::memory_order_relaxed);
+    lk.unlock();
+    std::optional<Clock::time_point> next = drive(now());
+    lk.lock();
+    if (queue_.empty() && !stopping_ && park_deadline_settled(next)) {
+      if (next) driver_cv_.wait_until(lk, *next);
+      else driver_cv_.wait(lk);
+    }
+    driver_busy_ = false;
+    driver_deadline_ns_.store(INT64_MIN, std::memory_order_relaxed);
+    // Another idle worker takes over the driving while this one runs tasks.
+    if (idle_ > 0 && !queue_.empty()) work_cv_.notify_one();
+  }
+  tl_runtime = nullptr;
+}
+
+bool RuntimeCore::park_deadline_settled(std::optional<Clock::time_point>& next) {
+  // Publish when we mean to wake, then look again: a timer registered before the publication
+  // is seen here; one registered after it sees the publication and wakes us (deadline_changed).
+  driver_deadline_ns_.store(next ? to_ns(next->time_since_epoch()) : INT64_MAX,
+                            std::memory_order_seq_cst);
+  std::optional<Clock::time_point> again = next_deadline();
+  if (again && (!next || *again < *next)) {
+    driver_deadline_ns_.store(INT64_MIN, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+void RuntimeCore::deadline_changed(Clock::time_point deadline) noexcept {
+  // Only a thread parked past this deadline needs waking (INT64_MIN: it is awake and will
+  // look at the deadlines again before parking, under mu_).
+  std::int64_t parked_until = driver_deadline_ns_.load(std::memory_order_seq_cst);
+  if (parked_until == INT64_MIN || to_ns(deadline.time_since_epoch()) >= parked_until) return;
+  std::lock_guard lk(mu_);
+  if (config_.multi_thread) {
+    if (driver_busy_) driver_cv_.notify_one();
+    else if (idle_ > 0) work_cv_.notify_one();
+  } else {
+    work_cv_.notify_one();
+  }
+}
+
+Driver& RuntimeCore::driver(DriverKind kind, std::unique_ptr<Driver> (*make)(RuntimeCore&)) {
+  auto& slot = drivers_[static_cast<std::size_t>(kind)];
+  if (Driver* d = slot.load(std::memory_order_acquire)) return *d;
+  std::lock_guard lk(drivers_mu_);
+  if (Driver* d = slot.load(std::memory_order_acquire)) return *d;
+  Driver* d = make(*this).release();
+  slot.store(d, std::memory_order_release);
+  return *d;
+}
+
+void RuntimeCore::shutdown() {
+  {
+    std::lock_guard lk(mu_);
+    stopping_ = true;
+  }
+  work_cv_.notify_all();
+  driver_cv_.notify_all();
+  for (auto& w : workers_) w.join();
+  workers_.clear();
+
+  // No thread runs tasks any more: claim and cancel each live one here. Destructors run now
+  // and may wake, spawn or cancel others; loop until none is left.
+  RuntimeCore* const outer = tl_runtime;
+  tl_runtime = this;
+  for (;;) {
+    TaskHeader* t;
+    {
+      std::lock_guard lk(registry_mu_);
+      t = registry_head_;
+      if (t) t->ref();
+    }
+    if (t == nullptr) break;
+    t->state.fetch_or(TaskHeader::kRunning | TaskHeader::kCancelled, std::memory_order_acq_rel);
+    TaskHeader* const outer_task = tl_current_task;
+    Trampoline* const outer_trampoline = tl_trampoline;
+    Trampoline trampoline;
+    tl_current_task = t;
+    tl_trampoline = &trampoline;
+    finish(t, true);
+    trampoline.drain();
+    tl_current_task = outer_task;
+    tl_trampoline = outer_trampoline;
+    t->unref();
+  }
+  TaskQueue leftover;
+  {
+    std::lock_guard lk(mu_);
+    closed_ = true;
+    while (TaskHeader* t = queue_.pop()) leftover.push(t);
+  }
+  {
+    std::lock_guard lk(main_mu_);
+    while (TaskHeader* t = main_queue_.pop()) leftover.push(t);
+  }
+  while (TaskHeader* t = leftover.pop()) t->unref();
+  for (auto& slot : drivers_) delete slot.exchange(nullptr, std::memory_order_acq_rel);
+  tl_runtime = outer;
+  release();
+}
+
+}  // namespace trpl::detail
+
+namespace trpl {
+
+Runtime::Builder& Runtime::Builder::worker_threads(std::size_t n) {
+  if (n == 0) {
+    detail::throw_error("Runtime::Builder::worker_threads", "0 worker threads cannot run anything",
+                        "Pass at least 1, or leave it unset for one per hardware thread");
+  }
+  config_.worker_threads = n;
+  return *this;
+}
+
+Runtime Runtime::Builder::build() const {
+  if (config_.start_paused && config_.multi_thread) {
+    detail::throw_error("Runtime::Builder::build", "start_paused(true) needs the current_thread flavor",
+                        "Add .current_thread() to the builder (virtual time needs one thread to "
+                        "know when every task is waiting)");
+  }
+  return Runtime(config_);
+}
+
+Runtime& Runtime::operator=(Runtime&& other) noexcept {
+  if (this != &other) {
+    if (core_) core_->shutdown();
+    core_ = std::exchange(other.core_, nullptr);
+  }
+  return *this;
+}
+
+Runtime::~Runtime() {
+  if (core_) core_->shutdown();
+}
+
+}  // namespace trpl
