@@ -4,6 +4,7 @@
 
 #include <coroutine>
 #include <expected>
+#include <string>
 #include <utility>
 
 #include "trpl/detail/runtime_context.hpp"
@@ -56,12 +57,7 @@ JoinHandle {
       if (node_.load_state() == detail::WakeNode::kIdle) return;
       auto* cell = handle_.cell_;
       cell->join_lock.lock();
-      if (node_.load_state() == detail::WakeNode::kRegistered) {
-        cell->join_waiter = nullptr;
-        node_.state.store(detail::WakeNode::kIdle, std::memory_order_relaxed);
-      } else {
-        detail::cancel_queued(node_);
-      }
+      detail::cancel_locked(node_, [&] { cell->join_waiter = nullptr; });
       cell->join_lock.unlock();
     }
     bool await_ready() const {
@@ -88,6 +84,10 @@ JoinHandle {
                             "Await a JoinHandle from one place only");
       }
       node_.what = "join handle";
+      node_.context = cell;
+      node_.describe = [](const detail::WakeNode& n, std::string& out) {
+        out = "of task " + std::to_string(static_cast<const detail::TaskHeader*>(n.context)->id);
+      };
       try {
         detail::arm(node_, h, "JoinHandle::operator co_await");
       } catch (...) {

@@ -2,6 +2,8 @@
 // thread) and spawn_task (start a task that runs beside it, on the runtime's workers).
 #pragma once
 
+#include <chrono>
+#include <csignal>
 #include <cstddef>
 #include <cstdint>
 #include <expected>
@@ -11,6 +13,7 @@
 #include <utility>
 
 #include "trpl/awaitable.hpp"
+#include "trpl/diagnostics.hpp"
 #include "trpl/detail/runtime_context.hpp"
 #include "trpl/detail/task_cell.hpp"
 #include "trpl/error.hpp"
@@ -23,13 +26,17 @@ struct RuntimeConfig {
   bool multi_thread = true;
   std::size_t worker_threads = 0;  // 0: one per hardware thread
   bool start_paused = false;
+  bool deterministic = false;      // seeded choice among ready tasks
+  std::uint64_t seed = 0;
+  DeadlockPolicy on_deadlock = DeadlockPolicy::report;
+  std::chrono::milliseconds deadlock_grace{250};
+  int dump_signal = 0;             // 0: none
 };
 RuntimeCore* make_runtime_core(const RuntimeConfig& config);
 
 template <class T>
 T take_block_on_output(TaskCell<T>* cell) {
   std::expected<T, JoinError> out = std::move(*cell->output);
-  cell->unref();
   if (!out) {
     if (out.error().is_panic()) std::rethrow_exception(out.error().exception());
     throw_error("block_on", "the main future was cancelled", "Do not abort the block_on future");
@@ -57,6 +64,18 @@ class Runtime {
     // when every task is waiting. Tests of long sleeps run instantly and deterministically.
     // Requires current_thread.
     Builder& start_paused(bool paused = true) { config_.start_paused = paused; return *this; }
+    // A single-threaded runtime with paused time whose choice among ready tasks is driven by
+    // `seed` (within a task the FIFO and fairness rules still hold): the same seed replays
+    // the same interleaving. The environment variable TRPL_SEED, when set, overrides `seed`.
+    Builder& deterministic(std::uint64_t seed);
+    // What to do when every task waits and nothing inside the runtime can wake one:
+    // report on stderr and keep waiting (default), or make block_on throw trpl::Deadlock.
+    Builder& on_deadlock(DeadlockPolicy policy) { config_.on_deadlock = policy; return *this; }
+    // How long the runtime must stay stuck before it reports (default 250 ms, real time).
+    Builder& deadlock_grace(std::chrono::milliseconds grace) { config_.deadlock_grace = grace; return *this; }
+    // Print dump_tasks() on stderr whenever the process receives `signal` (e.g. SIGQUIT,
+    // Ctrl-\ in a terminal), as Go and the JVM do. Opt-in; one runtime at a time.
+    Builder& dump_on_signal(int signal = SIGQUIT) { config_.dump_signal = signal; return *this; }
     Runtime build() const;
 
    private:
@@ -82,9 +101,18 @@ class Runtime {
   auto block_on(F&& f) {
     auto* cell = detail::make_task_cell(core_, std::forward<F>(f));
     cell->ref();  // ours, to read the output
+    struct Release {
+      detail::TaskHeader* t;
+      ~Release() { t->unref(); }
+    } release{cell};
     detail::block_on_prepared(*core_, cell);
     return detail::take_block_on_output(cell);
   }
+
+  // This runtime's part of dump_tasks().
+  std::string dump_tasks() const;
+  // The seed of a deterministic runtime (after TRPL_SEED), else 0.
+  std::uint64_t seed() const noexcept;
 
   // Spawns `f` on this runtime from any thread (inside or outside it); see trpl::spawn_task.
   template <class F>

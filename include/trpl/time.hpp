@@ -6,6 +6,7 @@
 #include <compare>
 #include <coroutine>
 #include <source_location>
+#include <string>
 
 #include "trpl/detail/runtime_context.hpp"
 #include "trpl/detail/timer_entry.hpp"
@@ -90,6 +91,11 @@ class [[nodiscard("a Sleep does nothing until it is awaited")]] Sleep {
   void await_suspend(std::coroutine_handle<> h) {
     entry_.where = &where_;
     entry_.what = "sleep";
+    if (deadline_.is_far_future()) {
+      entry_.describe = [](const detail::WakeNode&, std::string& out) {
+        out = "forever: its deadline saturated, no timer will fire it";
+      };
+    }
     detail::arm(entry_, h, "sleep");
     if (!deadline_.is_far_future()) detail::timer_register(entry_, deadline_.time_point());
   }

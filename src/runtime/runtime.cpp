@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstdlib>
 
 #include "trpl/error.hpp"
 
@@ -55,8 +56,13 @@ void arm(WakeNode& n, std::coroutine_handle<> h, const char* call) {
     throw_error(call, "awaited outside a trpl task",
                 "Await it inside a coroutine run by trpl::run, Runtime::block_on or spawn_task");
   }
-  n.task = tl_current_task;
+  TaskHeader* t = tl_current_task;
+  n.task = t;
   n.frame = h;
+  n.waits_prev = nullptr;
+  n.waits_next = t->waits_head;
+  if (t->waits_head) t->waits_head->waits_prev = &n;
+  t->waits_head = &n;
   n.state.store(WakeNode::kRegistered, std::memory_order_relaxed);
 }
 
@@ -64,7 +70,9 @@ RuntimeCore* make_runtime_core(const RuntimeConfig& config) { return new Runtime
 
 // ---- RuntimeCore ----
 
-RuntimeCore::RuntimeCore(const RuntimeConfig& config) : config_(config) {
+RuntimeCore::RuntimeCore(const RuntimeConfig& config) : config_(config), rng_state_(config.seed) {
+  register_runtime(this);
+  if (config_.dump_signal != 0) install_dump_signal(config_.dump_signal);
   if (config_.multi_thread) {
     std::size_t n = config_.worker_threads;
     if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
@@ -161,6 +169,7 @@ void RuntimeCore::run_task(TaskHeader* t) noexcept {
       break;
     }
   }
+  runs_.fetch_add(1, std::memory_order_relaxed);
   TaskHeader* const outer_task = tl_current_task;
   Trampoline* const outer_trampoline = tl_trampoline;
   Trampoline trampoline;
@@ -173,7 +182,8 @@ void RuntimeCore::run_task(TaskHeader* t) noexcept {
       break;
     }
     if (WakeNode* n = t->pop_ready()) {
-      n->state.store(WakeNode::kIdle, std::memory_order_relaxed);
+      if (n != &t->start) disarm(*n);
+      else n->state.store(WakeNode::kIdle, std::memory_order_relaxed);
       n->frame.resume();
       trampoline.drain();
       if (t->root.done()) {
@@ -201,6 +211,7 @@ void RuntimeCore::run_task(TaskHeader* t) noexcept {
       s = t->state.load(std::memory_order_acquire);
       continue;
     }
+    t->idle_since_ns = coarse_now_ns_.load(std::memory_order_relaxed);
     if (t->state.compare_exchange_strong(s, s & ~TaskHeader::kRunning, std::memory_order_acq_rel,
                                          std::memory_order_acquire)) {
       break;
@@ -212,7 +223,10 @@ void RuntimeCore::run_task(TaskHeader* t) noexcept {
 }
 
 void RuntimeCore::finish(TaskHeader* t, bool cancelled) noexcept {
-  if (t->start.load_state() == WakeNode::kQueued) cancel_queued(t->start);  // never started
+  if (t->start.load_state() == WakeNode::kQueued) {  // cancelled before it ever ran
+    t->remove_ready(&t->start);
+    t->start.state.store(WakeNode::kIdle, std::memory_order_relaxed);
+  }
   if (t->root) {
     // Destroying the root destroys every frame the task owns; their awaiters deregister.
     std::coroutine_handle<> root = std::exchange(t->root, nullptr);
@@ -236,8 +250,7 @@ void RuntimeCore::finish(TaskHeader* t, bool cancelled) noexcept {
 void RuntimeCore::block_on(TaskHeader* main) {
   if (tl_runtime != nullptr) {
     std::exchange(main->root, nullptr).destroy();
-    main->unref();
-    main->unref();
+    main->unref();  // "alive": it never was
     throw_error("block_on", "called on a thread that is already running a trpl runtime",
                 "Inside async code, co_await the operation instead of blocking on it");
   }
@@ -249,19 +262,43 @@ void RuntimeCore::block_on(TaskHeader* main) {
   spawn(main);
   if (!config_.multi_thread) {
     run_current_thread(main);
+    std::unique_lock lk(mu_);
+    if (!main->is_complete()) raise_deadlock(main, lk);
     return;
   }
   std::unique_lock lk(main_mu_);
-  while (!main->is_complete()) {
+  main_ = main;
+  while (!main->is_complete() && deadlock_report_.empty()) {
     TaskHeader* t = main_queue_.pop();
     if (t == nullptr) {
+      main_idle_ = true;
       main_cv_.wait(lk);
+      main_idle_ = false;
       continue;
     }
     lk.unlock();
     run_task(t);
     lk.lock();
   }
+  main_ = nullptr;
+  if (!main->is_complete()) raise_deadlock(main, lk);
+}
+
+template <class Lock>
+void RuntimeCore::raise_deadlock(TaskHeader* main, Lock& lk) {
+  // DeadlockPolicy::raise: cancel the stuck future here (its frames belong to this thread),
+  // then throw the report.
+  std::string report = std::exchange(deadlock_report_, std::string());
+  lk.unlock();
+  std::uint64_t s = main->state.load(std::memory_order_acquire);
+  while (!main->state.compare_exchange_weak(s, (s | TaskHeader::kRunning | TaskHeader::kCancelled) & ~TaskHeader::kScheduled,
+                                            std::memory_order_acq_rel, std::memory_order_acquire)) {
+  }
+  TaskHeader* const outer_task = tl_current_task;
+  tl_current_task = main;
+  finish(main, true);
+  tl_current_task = outer_task;
+  throw Deadlock(report);
 }
 
 std::optional<Clock::time_point> RuntimeCore::drive(Clock::time_point now) {
@@ -284,7 +321,7 @@ std::optional<Clock::time_point> RuntimeCore::next_deadline() {
 void RuntimeCore::run_current_thread(TaskHeader* main) {
   std::unique_lock lk(mu_);
   while (!main->is_complete()) {
-    if (TaskHeader* t = queue_.pop()) {
+    if (TaskHeader* t = pop_runnable()) {
       lk.unlock();
       run_task(t);
       lk.lock();
@@ -292,7 +329,9 @@ void RuntimeCore::run_current_thread(TaskHeader* main) {
     }
     driver_deadline_ns_.store(INT64_MIN, std::memory_order_relaxed);  // we are awake
     lk.unlock();
-    std::optional<Clock::time_point> next = drive(now());
+    const Clock::time_point now_tp = now();
+    coarse_now_ns_.store(to_ns(now_tp - origin_), std::memory_order_relaxed);
+    std::optional<Clock::time_point> next = drive(now_tp);
     lk.lock();
     if (!queue_.empty()) continue;
     if (config_.start_paused && next) {
@@ -304,17 +343,55 @@ void RuntimeCore::run_current_thread(TaskHeader* main) {
     }
     if (!park_deadline_settled(next)) continue;
     ++idle_;
-    if (next && !config_.start_paused) work_cv_.wait_until(lk, *next);
-    else work_cv_.wait(lk);
+    if (next && !config_.start_paused) {
+      work_cv_.wait_until(lk, *next);
+    } else {
+      // Nothing inside the runtime can wake us: after the grace period, say so (once).
+      const std::uint64_t runs = runs_.load(std::memory_order_relaxed);
+      const std::uint64_t gen = deadline_gen_;
+      bool woken = work_cv_.wait_for(lk, config_.deadlock_grace,
+                                     [&] { return !queue_.empty() || gen != deadline_gen_; });
+      if (!woken && reported_at_runs_ != runs && !main->is_complete()) {
+        reported_at_runs_ = runs;
+        --idle_;
+        lk.unlock();
+        report_deadlock();
+        lk.lock();
+        if (!deadlock_report_.empty()) return;  // raise: block_on throws
+        ++idle_;
+        work_cv_.wait(lk, [&] { return !queue_.empty(); });
+      }
+    }
     --idle_;
   }
+}
+
+TaskHeader* RuntimeCore::pop_runnable() noexcept {
+  if (!config_.deterministic || queue_.empty()) return queue_.pop();
+  // Seeded choice among the ready tasks: pick the k-th, keep the others' order.
+  const std::size_t n = queue_.size();
+  rng_state_ += 0x9E3779B97F4A7C15ull;
+  std::uint64_t z = rng_state_;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  std::size_t k = static_cast<std::size_t>(z % n);
+  TaskQueue rest;
+  TaskHeader* chosen = nullptr;
+  for (std::size_t i = 0; i < n; ++i) {
+    TaskHeader* t = queue_.pop();
+    if (i == k) chosen = t;
+    else rest.push(t);
+  }
+  queue_ = rest;
+  return chosen;
 }
 
 void RuntimeCore::worker_main(std::size_t /*index*/) {
   tl_runtime = this;
   std::unique_lock lk(mu_);
   for (;;) {
-    if (TaskHeader* t = queue_.pop()) {
+    if (TaskHeader* t = pop_runnable()) {
       lk.unlock();
       run_task(t);
       lk.lock();
@@ -331,11 +408,27 @@ void RuntimeCore::worker_main(std::size_t /*index*/) {
     driver_busy_ = true;
     driver_deadline_ns_.store(INT64_MIN, std::memory_order_relaxed);
     lk.unlock();
-    std::optional<Clock::time_point> next = drive(now());
+    const Clock::time_point now_tp = now();
+    coarse_now_ns_.store(to_ns(now_tp - origin_), std::memory_order_relaxed);
+    std::optional<Clock::time_point> next = drive(now_tp);
     lk.lock();
     if (queue_.empty() && !stopping_ && park_deadline_settled(next)) {
-      if (next) driver_cv_.wait_until(lk, *next);
-      else driver_cv_.wait(lk);
+      if (next) {
+        driver_cv_.wait_until(lk, *next);
+      } else {
+        const std::uint64_t runs = runs_.load(std::memory_order_relaxed);
+        const std::uint64_t gen = deadline_gen_;
+        bool woken = driver_cv_.wait_for(lk, config_.deadlock_grace, [&] {
+          return !queue_.empty() || stopping_ || gen != deadline_gen_;
+        });
+        if (!woken && idle_ + 1 == workers_.size() && reported_at_runs_ != runs &&
+            runs_.load(std::memory_order_relaxed) == runs && main_is_idle()) {
+          reported_at_runs_ = runs;
+          lk.unlock();
+          report_deadlock();
+          lk.lock();
+        }
+      }
     }
     driver_busy_ = false;
     driver_deadline_ns_.store(INT64_MIN, std::memory_order_relaxed);
@@ -343,6 +436,11 @@ void RuntimeCore::worker_main(std::size_t /*index*/) {
     if (idle_ > 0 && !queue_.empty()) work_cv_.notify_one();
   }
   tl_runtime = nullptr;
+}
+
+bool RuntimeCore::main_is_idle() {
+  std::lock_guard lk(main_mu_);
+  return main_queue_.empty() && (main_ == nullptr || main_idle_);
 }
 
 bool RuntimeCore::park_deadline_settled(std::optional<Clock::time_point>& next) {
@@ -364,6 +462,7 @@ void RuntimeCore::deadline_changed(Clock::time_point deadline) noexcept {
   std::int64_t parked_until = driver_deadline_ns_.load(std::memory_order_seq_cst);
   if (parked_until == INT64_MIN || to_ns(deadline.time_since_epoch()) >= parked_until) return;
   std::lock_guard lk(mu_);
+  ++deadline_gen_;
   if (config_.multi_thread) {
     if (driver_busy_) driver_cv_.notify_one();
     else if (idle_ > 0) work_cv_.notify_one();
@@ -429,12 +528,35 @@ void RuntimeCore::shutdown() {
   while (TaskHeader* t = leftover.pop()) t->unref();
   for (auto& slot : drivers_) delete slot.exchange(nullptr, std::memory_order_acq_rel);
   tl_runtime = outer;
+  if (config_.dump_signal != 0) remove_dump_signal(config_.dump_signal);
+  unregister_runtime(this);
   release();
 }
 
 }  // namespace trpl::detail
 
 namespace trpl {
+
+Runtime::Builder& Runtime::Builder::deterministic(std::uint64_t seed) {
+  config_.multi_thread = false;
+  config_.start_paused = true;
+  config_.deterministic = true;
+  config_.seed = seed;
+  if (const char* env = std::getenv("TRPL_SEED"); env != nullptr && *env != '\0') {
+    char* end = nullptr;
+    unsigned long long v = std::strtoull(env, &end, 0);
+    if (end == nullptr || *end != '\0') {
+      detail::throw_error("Runtime::Builder::deterministic",
+                          std::string("TRPL_SEED='") + env + "' is not a number",
+                          "Set TRPL_SEED to the decimal seed a failing run printed");
+    }
+    config_.seed = v;
+  }
+  return *this;
+}
+
+std::string Runtime::dump_tasks() const { return core_ ? core_->dump() : std::string(); }
+std::uint64_t Runtime::seed() const noexcept { return core_ ? core_->seed() : 0; }
 
 Runtime::Builder& Runtime::Builder::worker_threads(std::size_t n) {
   if (n == 0) {

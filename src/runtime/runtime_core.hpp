@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -25,6 +26,7 @@ class TaskQueue {
     t->queue_next = nullptr;
     if (tail_) tail_->queue_next = t; else head_ = t;
     tail_ = t;
+    ++size_;
   }
   TaskHeader* pop() noexcept {
     TaskHeader* t = head_;
@@ -32,15 +34,25 @@ class TaskQueue {
       head_ = t->queue_next;
       if (!head_) tail_ = nullptr;
       t->queue_next = nullptr;
+      --size_;
     }
     return t;
   }
   bool empty() const noexcept { return head_ == nullptr; }
+  std::size_t size() const noexcept { return size_; }
 
  private:
   TaskHeader* head_ = nullptr;
   TaskHeader* tail_ = nullptr;
+  std::size_t size_ = 0;
 };
+
+class RuntimeCore;
+// The process-wide list of runtimes (for dump_tasks) and the dump-on-signal hook.
+void register_runtime(RuntimeCore* rt);
+void unregister_runtime(RuntimeCore* rt);
+void install_dump_signal(int sig);
+void remove_dump_signal(int sig);
 
 class RuntimeCore {
  public:
@@ -58,6 +70,10 @@ class RuntimeCore {
   Clock::time_point now() const noexcept;
   Driver& driver(DriverKind kind, std::unique_ptr<Driver> (*make)(RuntimeCore&));
   void deadline_changed(Clock::time_point deadline) noexcept;
+
+  // This runtime's part of dump_tasks(): every live task, what it does, where it waits.
+  std::string dump();
+  std::uint64_t seed() const noexcept { return config_.seed; }
 
   void retain() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release() noexcept {
@@ -82,6 +98,15 @@ class RuntimeCore {
   // Lets every driver fire what is due; returns the earliest remaining deadline.
   std::optional<Clock::time_point> drive(Clock::time_point now);
   std::optional<Clock::time_point> next_deadline();
+  // Pops the next runnable task (FIFO, or seeded under deterministic); mu_ held.
+  TaskHeader* pop_runnable() noexcept;
+  // Called by the last awake thread after the grace period found nothing runnable, no armed
+  // timer and no task run in between: reports once, and returns the report for raise.
+  void report_deadlock();
+  void describe_task(TaskHeader* t, std::string& out);
+  bool main_is_idle();
+  template <class Lock>
+  [[noreturn]] void raise_deadlock(TaskHeader* main, Lock& lk);
   // Called under mu_ before parking until `next`: false when an earlier deadline appeared.
   bool park_deadline_settled(std::optional<Clock::time_point>& next);
 
@@ -96,6 +121,7 @@ class RuntimeCore {
   std::size_t idle_ = 0;
   bool driver_busy_ = false;           // a parked thread is driving the timers
   std::atomic<std::int64_t> driver_deadline_ns_{INT64_MAX};  // when it means to wake up
+  std::uint64_t deadline_gen_ = 0;     // bumped when a new earliest deadline appears
   bool stopping_ = false;              // workers must exit
   bool closed_ = false;                // shut down: queue nothing more
 
@@ -103,6 +129,15 @@ class RuntimeCore {
   std::mutex main_mu_;
   std::condition_variable main_cv_;
   TaskQueue main_queue_;
+  bool main_idle_ = false;             // the block_on thread waits for its task (main_mu_)
+  TaskHeader* main_ = nullptr;         // the current block_on future (main_mu_)
+
+  // Deadlock detection: task runs so far (a stuck runtime runs none during the grace period),
+  // the run count at the last report (report once per episode), the report for raise.
+  std::atomic<std::uint64_t> runs_{0};
+  std::uint64_t reported_at_runs_ = UINT64_MAX;  // mu_
+  std::string deadlock_report_;                  // main_mu_ (multi) / mu_ (current)
+  std::uint64_t rng_state_ = 0;                  // deterministic choice (mu_)
 
   std::vector<std::thread> workers_;
 
@@ -116,6 +151,7 @@ class RuntimeCore {
 
   const Clock::time_point origin_ = Clock::now();
   std::atomic<std::int64_t> paused_ns_{0};  // virtual time since origin_, under start_paused
+  std::atomic<std::int64_t> coarse_now_ns_{0};  // clock at the last park/drive (for "idle since")
 };
 
 }  // namespace trpl::detail

@@ -35,12 +35,9 @@ class TimerDriver final : public Driver {
 
   void cancel(TimerEntry& e) noexcept {
     std::lock_guard lk(mu_);
-    if (e.load_state() == WakeNode::kRegistered) {
+    cancel_locked(e, [&] {
       if (e.in_wheel) wheel_.remove(e);
-      e.state.store(WakeNode::kIdle, std::memory_order_relaxed);
-    } else if (e.load_state() == WakeNode::kQueued) {
-      cancel_queued(e);
-    }
+    });
   }
 
   std::optional<Clock::time_point> next_deadline() override {
@@ -98,7 +95,7 @@ void timer_register(TimerEntry& entry, Clock::time_point deadline) {
 
 void timer_cancel(TimerEntry& entry) noexcept {
   if (entry.driver == nullptr) {  // a sleep until far_future(): armed, never in the wheel
-    entry.state.store(WakeNode::kIdle, std::memory_order_relaxed);
+    disarm(entry);
     return;
   }
   static_cast<TimerDriver*>(entry.driver)->cancel(entry);

@@ -111,6 +111,9 @@ struct TaskHeader {
   WakeNode start;                        // the first wake: resume the root
   bool pinned = false;                   // the block_on main future: runs on that thread only
 
+  WakeNode* waits_head = nullptr;        // armed nodes of this task's frames (owner only)
+  std::int64_t idle_since_ns = 0;        // runtime clock when it last went idle (owner only)
+
   SpinLock join_lock;                    // guards join_waiter and the COMPLETE publication
   WakeNode* join_waiter = nullptr;
 
@@ -145,11 +148,35 @@ inline void wake_after_unlock(TaskHeader* t) noexcept {
   t->unref();
 }
 
+// Owner side: the node is no longer waited on (resumed, or unlinked from its wait list by its
+// awaiter's destructor under that list's lock): back to idle, off the task's list of waits.
+inline void disarm(WakeNode& n) noexcept {
+  TaskHeader* t = n.task;
+  if (n.waits_prev) n.waits_prev->waits_next = n.waits_next;
+  else if (t->waits_head == &n) t->waits_head = n.waits_next;
+  if (n.waits_next) n.waits_next->waits_prev = n.waits_prev;
+  n.waits_next = n.waits_prev = nullptr;
+  n.state.store(WakeNode::kIdle, std::memory_order_relaxed);
+}
+
 // Owner side, under the wait list's lock (so a notifier's push is complete): forget a node
 // that is already queued on the current task.
 inline void cancel_queued(WakeNode& n) noexcept {
   n.task->remove_ready(&n);
-  n.state.store(WakeNode::kIdle, std::memory_order_relaxed);
+  disarm(n);
+}
+
+// Owner side, in an awaiter's destructor, holding the wait list's lock: if the node is still
+// registered, `unlink` takes it out of the wait list; if a notifier already queued it, it is
+// taken off the task's ready list. Either way nothing will resume the frame.
+template <class Unlink>
+void cancel_locked(WakeNode& n, Unlink&& unlink) noexcept {
+  if (n.load_state() == WakeNode::kRegistered) {
+    unlink();
+    disarm(n);
+  } else if (n.load_state() == WakeNode::kQueued) {
+    cancel_queued(n);
+  }
 }
 
 }  // namespace trpl::detail

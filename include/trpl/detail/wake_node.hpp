@@ -6,6 +6,7 @@
 #include <coroutine>
 #include <cstdint>
 #include <source_location>
+#include <string>
 
 namespace trpl::detail {
 
@@ -30,9 +31,14 @@ struct WakeNode {
   std::coroutine_handle<> frame;
   TaskHeader* task = nullptr;
   std::atomic<std::uint8_t> state{kIdle};
-  // Diagnostics: where the frame waits and on what (filled at arm time; read by dump_tasks).
+  // Diagnostics (read by dump_tasks while it holds the task, so never concurrently with the
+  // owner): where the frame waits, on what, and an optional live detail ("2 senders alive").
   const std::source_location* where = nullptr;
   const char* what = nullptr;
+  void (*describe)(const WakeNode&, std::string&) = nullptr;
+  const void* context = nullptr;   // what `describe` looks at (the channel, the joined task)
+  WakeNode* waits_next = nullptr;  // the owning task's list of armed nodes (owner only)
+  WakeNode* waits_prev = nullptr;
 
   WakeNode() = default;
   WakeNode(const WakeNode&) = delete;

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <optional>
 #include <source_location>
+#include <string>
 #include <utility>
 
 #include "trpl/detail/task_header.hpp"
@@ -141,13 +142,9 @@ class Receiver {
     RecvAwaiter(const RecvAwaiter&) = delete;
     ~RecvAwaiter() {
       if (node_.load_state() == detail::WakeNode::kIdle) return;
+      // Woken but never resumed: the message stays queued for the next recv.
       std::lock_guard lk(state_->lock);
-      if (node_.load_state() == detail::WakeNode::kRegistered) {
-        state_->waiter = nullptr;
-        node_.state.store(detail::WakeNode::kIdle, std::memory_order_relaxed);
-      } else {
-        detail::cancel_queued(node_);  // woken but never resumed: the message stays queued
-      }
+      detail::cancel_locked(node_, [&] { state_->waiter = nullptr; });
     }
     bool await_ready() const noexcept { return false; }
     bool await_suspend(std::coroutine_handle<> h) {
@@ -159,6 +156,14 @@ class Receiver {
       }
       node_.where = &where_;
       node_.what = "channel recv";
+      node_.context = state_;
+      node_.describe = [](const detail::WakeNode& n, std::string& out) {
+        auto* st = static_cast<detail::ChannelState<T>*>(const_cast<void*>(n.context));
+        std::lock_guard g(st->lock);
+        out = std::to_string(st->senders) + (st->senders == 1 ? " sender" : " senders") +
+              " alive, " + std::to_string(st->queue.size()) + " queued";
+        if (st->senders > 0 && !st->closed) out += "; it ends only when every Sender is dropped";
+      };
       detail::arm(node_, h, "Receiver::recv");
       state_->waiter = &node_;
       return true;
