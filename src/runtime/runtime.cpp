@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 
 #include "trpl/error.hpp"
 
@@ -13,6 +15,9 @@ namespace trpl::detail {
 namespace {
 // A task that keeps being woken while it runs gives way to the others after this many resumes.
 constexpr int kRunBudget = 128;
+// A thread that keeps finding tasks to run still fires due timers every this many task runs
+// (tokio's event_interval).
+constexpr int kDriveInterval = 61;
 
 std::int64_t to_ns(Clock::duration d) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
@@ -320,10 +325,15 @@ std::optional<Clock::time_point> RuntimeCore::next_deadline() {
 
 void RuntimeCore::run_current_thread(TaskHeader* main) {
   std::unique_lock lk(mu_);
+  int runs_since_drive = 0;
   while (!main->is_complete()) {
     if (TaskHeader* t = pop_runnable()) {
       lk.unlock();
       run_task(t);
+      if (++runs_since_drive >= kDriveInterval) {  // busy tasks must not starve the timers
+        runs_since_drive = 0;
+        drive(now());
+      }
       lk.lock();
       continue;
     }
@@ -390,14 +400,19 @@ TaskHeader* RuntimeCore::pop_runnable() noexcept {
 void RuntimeCore::worker_main(std::size_t /*index*/) {
   tl_runtime = this;
   std::unique_lock lk(mu_);
+  int runs_since_drive = 0;
   for (;;) {
+    if (stopping_) break;  // shutdown cancels whatever is still queued
     if (TaskHeader* t = pop_runnable()) {
       lk.unlock();
       run_task(t);
+      if (++runs_since_drive >= kDriveInterval) {  // busy tasks must not starve the timers
+        runs_since_drive = 0;
+        drive(now());
+      }
       lk.lock();
       continue;
     }
-    if (stopping_) break;
     if (driver_busy_) {  // someone drives the timers: sleep until there is work
       ++idle_;
       work_cv_.wait(lk);
@@ -544,10 +559,11 @@ Runtime::Builder& Runtime::Builder::deterministic(std::uint64_t seed) {
   config_.seed = seed;
   if (const char* env = std::getenv("TRPL_SEED"); env != nullptr && *env != '\0') {
     char* end = nullptr;
+    errno = 0;
     unsigned long long v = std::strtoull(env, &end, 0);
-    if (end == nullptr || *end != '\0') {
+    if (end == nullptr || *end != '\0' || errno == ERANGE || std::strchr(env, '-') != nullptr) {
       detail::throw_error("Runtime::Builder::deterministic",
-                          std::string("TRPL_SEED='") + env + "' is not a number",
+                          std::string("TRPL_SEED='") + env + "' is not a seed (a number from 0 to 2^64-1)",
                           "Set TRPL_SEED to the decimal seed a failing run printed");
     }
     config_.seed = v;

@@ -25,6 +25,7 @@ class TimerDriver final : public Driver {
       std::uint64_t tick = to_tick_ceil(deadline);
       if (tick <= wheel_.elapsed()) tick = wheel_.elapsed() + 1;
       e.tick = tick;
+      e.want_tick = tick;
       e.driver = this;
       auto before = wheel_.next_expiration();
       wheel_.insert(e);
@@ -59,6 +60,11 @@ class TimerDriver final : public Driver {
         while (n < woken.size()) {
           TimerEntry* e = wheel_.poll(tick);
           if (e == nullptr) break;
+          if (e->want_tick > tick) {  // clamped beyond the wheel's range: not due yet
+            e->tick = e->want_tick;
+            wheel_.insert(*e);
+            continue;
+          }
           woken[n++] = fire_locked(*e);
         }
       }

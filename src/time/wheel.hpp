@@ -104,8 +104,9 @@ class Wheel {
 
   // Advance elapsed() towards `now`, cascading higher-level slots as time reaches them, and
   // return ONE expired entry (tick <= now), already unlinked (in_wheel = false, links null), with
-  // elapsed() == its tick; or nullptr when nothing more expires at or before `now`, and then
-  // elapsed() == max(elapsed(), now). Entries come out in (tick, insertion order) order.
+  // elapsed() == its tick (a late insert: elapsed() unchanged); or nullptr when nothing more
+  // expires at or before `now`, and then elapsed() == max(elapsed(), now). Entries come out in
+  // (tick, insertion order) order.
   TimerEntry* poll(std::uint64_t now) noexcept {
     for (;;) {
       const std::optional<Earliest> x = earliest();
@@ -184,8 +185,8 @@ class Wheel {
 
   void unlink(TimerEntry& e) noexcept {
     Slot& s = slots_[e.level][e.slot];
-    if (e.prev != nullptr) e.prev->next = e.next; else s.head = e.next;
-    if (e.next != nullptr) e.next->prev = e.prev; else s.tail = e.prev;
+    (e.prev != nullptr ? e.prev->next : s.head) = e.next;
+    (e.next != nullptr ? e.next->prev : s.tail) = e.prev;
     if (s.head == nullptr) occupied_[e.level] &= ~(std::uint64_t{1} << e.slot);
     e.next = e.prev = nullptr;
   }
@@ -204,7 +205,8 @@ class Wheel {
       const unsigned cur_slot = static_cast<unsigned>(cur & kSlotMask);
       const unsigned first = level == 0 ? 0u : 1u;  // distance of the first slot searched
       const int rot = static_cast<int>((cur_slot + first) & kSlotMask);
-      const unsigned k = first + static_cast<unsigned>(std::countr_zero(std::rotr(occupied_[level], rot)));
+      const unsigned k =
+          first + static_cast<unsigned>(std::countr_zero(std::rotr(occupied_[level], rot)));
       return Earliest{(cur + k) << shift, level, static_cast<unsigned>((cur_slot + k) & kSlotMask)};
     }
     return std::nullopt;

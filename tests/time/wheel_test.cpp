@@ -50,10 +50,23 @@ TEST(Wheel, EmptyWheelHasNoExpirationAndPollAdvancesElapsed) {
 
 TEST(Wheel, EntryFiresAtItsTickNotBefore) {
   // Deadlines at every level, at and around slot and level boundaries.
-  const std::uint64_t ticks[] = {1,       2,       63,       64,          65,
-                                 4095,    4096,    4097,     5000,        262143,
-                                 262144,  300000,  16777216, 1073741823,  1073741824,
-                                 5000000000ull,    (std::uint64_t{1} << 36) - 1};
+  const std::uint64_t ticks[] = {1,
+                                 2,
+                                 63,
+                                 64,
+                                 65,
+                                 4095,
+                                 4096,
+                                 4097,
+                                 5000,
+                                 262143,
+                                 262144,
+                                 300000,
+                                 16777216,
+                                 1073741823,
+                                 1073741824,
+                                 5000000000ull,
+                                 (std::uint64_t{1} << 36) - 1};
   for (std::uint64_t start : {std::uint64_t{0}, std::uint64_t{12345}, std::uint64_t{1} << 36}) {
     for (std::uint64_t d : ticks) {
       auto w = make_wheel();
@@ -121,9 +134,9 @@ TEST(Wheel, EqualTicksFireInInsertionOrderAcrossLevelsAndCascades) {
     const std::uint64_t t = 3 * (std::uint64_t{1} << 30) + 5 * (1 << 24) + 7 * (1 << 18) +
                             11 * (1 << 12) + 13 * (1 << 6) + 17;
     TimerEntry same[7], before[6], after[6];
-    const std::uint64_t steps[] = {0,          t - (std::uint64_t{1} << 29), t - (1 << 23),
-                                   t - (1 << 17), t - (1 << 11),             t - 40,
-                                   t - 2};
+    const std::uint64_t steps[] = {
+        0,    t - (std::uint64_t{1} << 29), t - (1 << 23), t - (1 << 17), t - (1 << 11), t - 40,
+        t - 2};
     for (int i = 0; i < 7; ++i) {
       EXPECT_EQ(w->poll(steps[i]), nullptr) << i;
       EXPECT_EQ(w->elapsed(), steps[i]);
@@ -143,7 +156,7 @@ TEST(Wheel, EqualTicksFireInInsertionOrderAcrossLevelsAndCascades) {
   {  // Insertion right after a cascade moved earlier same-tick entries down a level.
     auto w = make_wheel();
     TimerEntry a, b, c;
-    arm(*w, a, 4096 + 100);  // level 2
+    arm(*w, a, 4096 + 100);             // level 2
     EXPECT_EQ(w->poll(4096), nullptr);  // cascades level-2 slot 1 -> a now at level 1
     arm(*w, b, 4096 + 100);
     EXPECT_EQ(w->poll(4096 + 64), nullptr);  // cascades again -> a, b at level 0
@@ -233,7 +246,7 @@ TEST(Wheel, TopLevelRingWrapsWithoutFiringEarly) {
   const std::uint64_t e = 3 * (std::uint64_t{1} << 30) + 100;
   ASSERT_EQ(w->poll(e), nullptr);
   TimerEntry wrap3, wrap2, cur;
-  arm(*w, wrap3, e + Wheel::kMaxTicksAhead);                     // slot 3, next rotation
+  arm(*w, wrap3, e + Wheel::kMaxTicksAhead);                    // slot 3, next rotation
   arm(*w, wrap2, (std::uint64_t{1} << 36) + 2 * (1ull << 30));  // slot 2, next rotation
   arm(*w, cur, 40 * (std::uint64_t{1} << 30) + 7);              // slot 40, this rotation
   ASSERT_TRUE(w->next_expiration().has_value());
@@ -265,7 +278,8 @@ TEST(Wheel, LateInsertIsDueAtElapsed) {
 
 class Model {
  public:
-  explicit Model(std::uint64_t seed) : rng_(seed), pool_(new TimerEntry[kPool]), pos_(kPool, kNone) {
+  explicit Model(std::uint64_t seed)
+      : rng_(seed), pool_(new TimerEntry[kPool]), pos_(kPool, kNone) {
     for (std::size_t i = kPool; i-- > 0;) free_.push_back(i);
   }
 
@@ -276,12 +290,18 @@ class Model {
 
   std::uint64_t random_delta() {
     switch (below(6)) {
-      case 0: return 1 + below(70);
-      case 1: return 1 + below(5000);
-      case 2: return 1 + below(300000);
-      case 3: return 1 + below(Wheel::kMaxTicksAhead);
-      case 4: return 1 + below(std::uint64_t{1} << 40);  // often clamped
-      default: return 1 + below(8);                       // dense: many equal ticks
+      case 0:
+        return 1 + below(70);
+      case 1:
+        return 1 + below(5000);
+      case 2:
+        return 1 + below(300000);
+      case 3:
+        return 1 + below(Wheel::kMaxTicksAhead);
+      case 4:
+        return 1 + below(std::uint64_t{1} << 40);  // often clamped
+      default:
+        return 1 + below(8);  // dense: many equal ticks
     }
   }
 
@@ -352,12 +372,18 @@ class Model {
   std::uint64_t random_now() {
     const std::uint64_t e = w_.elapsed();
     switch (below(6)) {
-      case 0: return e + below(71);
-      case 1: return e + below(5001);
-      case 2: return e + below(300001);
-      case 3: return e + below(std::uint64_t{1} << 36);
-      case 4: return e + below(std::uint64_t{1} << 38);  // beyond anything linked
-      default: return e - std::min<std::uint64_t>(e, below(100));  // at or before elapsed
+      case 0:
+        return e + below(71);
+      case 1:
+        return e + below(5001);
+      case 2:
+        return e + below(300001);
+      case 3:
+        return e + below(std::uint64_t{1} << 36);
+      case 4:
+        return e + below(std::uint64_t{1} << 38);  // beyond anything linked
+      default:
+        return e - std::min<std::uint64_t>(e, below(100));  // at or before elapsed
     }
   }
 

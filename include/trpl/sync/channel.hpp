@@ -170,7 +170,12 @@ class Receiver {
     }
     std::optional<T> await_resume() {
       std::lock_guard lk(state_->lock);
-      if (state_->queue.empty()) return std::nullopt;  // closed and drained
+      if (state_->queue.empty()) {
+        if (state_->senders == 0 || state_->closed) return std::nullopt;  // closed and drained
+        // Woken for a message that someone else took first: a second consumer.
+        detail::throw_error("Receiver::recv", "another frame received the message this recv was woken for",
+                            "Receive from one place only (the Receiver is single-consumer)");
+      }
       std::optional<T> v(std::move(state_->queue.front()));
       state_->queue.pop_front();
       return v;
@@ -208,8 +213,13 @@ class Receiver {
   // still received, then recv() yields std::nullopt.
   void close() {
     check("Receiver::close");
-    std::lock_guard lk(state_->lock);
-    state_->closed = true;
+    detail::TaskHeader* wake = nullptr;
+    {
+      std::lock_guard lk(state_->lock);
+      state_->closed = true;
+      wake = state_->take_waiter_locked();  // a recv already waiting sees the end too
+    }
+    if (wake) detail::wake_after_unlock(wake);
   }
 
   // How many senders are alive (for diagnostics).
