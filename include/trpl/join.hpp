@@ -76,10 +76,12 @@ struct JoinChild {
 template <class Op, class Slot>
 JoinChild join_child(Op op, Slot* slot) {
   if constexpr (std::is_void_v<op_result_t<Op>>) {
-    co_await await_op(op);
+    auto&& awaitable = await_op(op);  // named: GCC 12 copies a reference operand of co_await
+    co_await static_cast<decltype(awaitable)&&>(awaitable);
     slot->emplace();
   } else {
-    slot->emplace(co_await await_op(op));
+    auto&& awaitable = await_op(op);
+    slot->emplace(co_await static_cast<decltype(awaitable)&&>(awaitable));
   }
 }
 
@@ -91,7 +93,8 @@ class [[nodiscard("join does nothing until it is awaited")]] JoinAwaitable {
   using result_type = std::tuple<join_value_t<op_result_t<Ops>>...>;
 
   template <class... Fs>
-  explicit JoinAwaitable(Fs&&... fs) : ops_(std::forward<Fs>(fs)...) {}
+    requires(sizeof...(Fs) == N && (std::is_constructible_v<Ops, Fs&&> && ...))
+  explicit JoinAwaitable(std::in_place_t, Fs&&... fs) : ops_(std::forward<Fs>(fs)...) {}
   JoinAwaitable(JoinAwaitable&&) = default;
   JoinAwaitable(const JoinAwaitable&) = delete;
   ~JoinAwaitable() { control_.destroy_children(); }
@@ -168,7 +171,7 @@ class [[nodiscard("join does nothing until it is awaited")]] JoinAwaitable {
 template <class... Fs>
   requires(AsyncOperation<Fs> && ...)
 auto join(Fs&&... fs) {
-  return detail::JoinAwaitable<detail::stored_op_t<Fs&&>...>(std::forward<Fs>(fs)...);
+  return detail::JoinAwaitable<detail::stored_op_t<Fs&&>...>(std::in_place, std::forward<Fs>(fs)...);
 }
 
 // join of exactly three operations (the book's trpl::join3).

@@ -34,6 +34,8 @@ struct Trampoline {
   // Resumes everything handed over until nothing is left. Called by the run loop after it
   // resumed a frame.
   void drain();
+  // A deferred child's Task is being destroyed before its start came up: drop it.
+  void forget(PromiseBase* p) noexcept;
 };
 inline thread_local Trampoline* tl_trampoline = nullptr;
 
@@ -86,7 +88,20 @@ class PromiseBase {
   ChildState state_ = ChildState::not_started;
   PromiseBase* deferred_next_ = nullptr;  // link in Trampoline's deferred starts
   std::coroutine_handle<> self_;          // set when deferred
+  bool deferred_ = false;                 // waiting in the trampoline for its start
 };
+
+inline void Trampoline::forget(PromiseBase* p) noexcept {
+  PromiseBase* prev = nullptr;
+  for (PromiseBase* q = deferred_head; q != nullptr; prev = q, q = q->deferred_next_) {
+    if (q != p) continue;
+    (prev ? prev->deferred_next_ : deferred_head) = q->deferred_next_;
+    if (deferred_tail == q) deferred_tail = prev;
+    break;
+  }
+  p->deferred_next_ = nullptr;
+  p->deferred_ = false;
+}
 
 inline void Trampoline::drain() {
   for (;;) {
@@ -96,6 +111,7 @@ inline void Trampoline::drain() {
       deferred_head = p->deferred_next_;
       if (deferred_head == nullptr) deferred_tail = nullptr;
       p->deferred_next_ = nullptr;
+      p->deferred_ = false;
       p->self_.resume();
     } else {
       return;
@@ -202,6 +218,7 @@ class [[nodiscard("a Task does nothing until it is awaited, spawned or joined")]
         // Too deep to run on this stack: let the run loop start it from the bottom.
         p.state_ = detail::ChildState::detached;
         p.self_ = handle_;
+        p.deferred_ = true;
         if (t->deferred_tail) t->deferred_tail->deferred_next_ = &p; else t->deferred_head = &p;
         t->deferred_tail = &p;
         return true;
@@ -228,7 +245,12 @@ class [[nodiscard("a Task does nothing until it is awaited, spawned or joined")]
 
  private:
   void reset() noexcept {
-    if (handle_) std::exchange(handle_, nullptr).destroy();
+    if (!handle_) return;
+    // Destroyed before the run loop started it (its owner was cancelled): never start it.
+    if (handle_.promise().deferred_ && detail::tl_trampoline != nullptr) {
+      detail::tl_trampoline->forget(&handle_.promise());
+    }
+    std::exchange(handle_, nullptr).destroy();
   }
   std::coroutine_handle<promise_type> handle_;
 };

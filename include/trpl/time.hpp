@@ -14,8 +14,9 @@
 namespace trpl {
 
 // A point on the runtime's clock. Inside a runtime built with start_paused it is virtual time;
-// elsewhere std::chrono::steady_clock. Adding a duration saturates at Instant::far_future()
-// (which no timer ever reaches) instead of overflowing.
+// elsewhere std::chrono::steady_clock. Adding or subtracting a duration saturates (at
+// Instant::far_future(), which no timer ever reaches, or at the clock's minimum) instead of
+// overflowing.
 class Instant {
  public:
   using clock = std::chrono::steady_clock;
@@ -36,11 +37,13 @@ class Instant {
   template <class Rep, class Period>
   Instant operator+(std::chrono::duration<Rep, Period> d) const noexcept {
     using wide = std::chrono::duration<long double, std::nano>;
-    const long double room = wide(clock::time_point::max() - tp_).count();
     const long double want = std::chrono::duration_cast<wide>(d).count();
-    if (want >= room) return far_future();
-    if (want <= 0) return Instant(tp_ - std::chrono::duration_cast<duration>(wide(-want)));
-    return Instant(tp_ + std::chrono::duration_cast<duration>(d));
+    const long double at = wide(tp_.time_since_epoch()).count();
+    if (want >= wide(clock::time_point::max().time_since_epoch()).count() - at) return far_future();
+    if (want <= wide(clock::time_point::min().time_since_epoch()).count() - at) {
+      return Instant(clock::time_point::min());  // saturates downwards too
+    }
+    return Instant(tp_ + std::chrono::duration_cast<duration>(wide(want)));
   }
   template <class Rep, class Period>
   Instant& operator+=(std::chrono::duration<Rep, Period> d) noexcept {
@@ -48,7 +51,8 @@ class Instant {
   }
   template <class Rep, class Period>
   Instant operator-(std::chrono::duration<Rep, Period> d) const noexcept {
-    return Instant(tp_ - std::chrono::duration_cast<duration>(d));
+    using wide = std::chrono::duration<long double, std::nano>;
+    return *this + wide(-std::chrono::duration_cast<wide>(d).count());
   }
   // The time from `earlier` to this instant (negative if `earlier` is later).
   duration operator-(Instant earlier) const noexcept { return tp_ - earlier.tp_; }

@@ -7,9 +7,9 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstdint>
 #include <expected>
 #include <mutex>
 #include <optional>
@@ -133,9 +133,9 @@ TEST(Runtime, ARuntimeCanBlockOnTwice) {
     auto rt = multi ? multi_runtime(2) : current_runtime();
     EXPECT_EQ(rt.block_on(plus_one(1)), 2);
     EXPECT_EQ(rt.block_on([]() -> Task<int> {
-                co_await trpl::sleep(1ms);
-                co_return 10;
-              }),
+      co_await trpl::sleep(1ms);
+      co_return 10;
+    }),
               10);
   }
 }
@@ -314,6 +314,8 @@ TEST(Runtime, AbortCancelsTheTaskAndRunsItsFrameDestructors) {
   ASSERT_FALSE(r.has_value());
   EXPECT_TRUE(r.error().is_cancelled());
   EXPECT_FALSE(r.error().is_panic());
+  EXPECT_FALSE(r.error().exception());
+  EXPECT_NE(r.error().message().find("cancelled"), std::string::npos) << r.error().message();
   EXPECT_FALSE(finished);
   EXPECT_EQ(Counted::alive(), 0);
   EXPECT_EQ(Counted::destructions.load(), 2);
@@ -377,6 +379,29 @@ TEST(Runtime, AbortFromAnotherThreadWhileTheTaskSleeps) {
   }
 }
 
+TEST(Runtime, AbortOfARunningTaskTakesEffectAtItsNextSuspension) {
+  CountedScope scope;
+  auto rt = multi_runtime(2);
+  std::atomic<bool> running{false}, aborted{false};
+  std::atomic<bool> passed_the_sleep{false};
+  Joined<void> r = rt.block_on([&]() -> Task<Joined<void>> {
+    auto h = trpl::spawn_task([&, c = Counted(1)]() -> Task<void> {
+      running.store(true);
+      while (!aborted.load()) std::this_thread::yield();  // running on a worker while aborted
+      co_await trpl::sleep(1ms);  // the next suspension: the frame is destroyed here
+      passed_the_sleep.store(true);
+    });
+    while (!running.load()) std::this_thread::yield();  // block_on's thread is not a worker
+    h.abort();
+    aborted.store(true);
+    co_return co_await h;
+  });
+  ASSERT_FALSE(r.has_value());
+  EXPECT_TRUE(r.error().is_cancelled());
+  EXPECT_FALSE(passed_the_sleep.load());
+  EXPECT_EQ(Counted::alive(), 0);
+}
+
 TEST(Runtime, AbortOfATaskWaitingOnAChannelDropsItsMovedInSender) {
   CountedScope scope;
   auto rt = paused_runtime();
@@ -386,10 +411,9 @@ TEST(Runtime, AbortOfATaskWaitingOnAChannelDropsItsMovedInSender) {
     auto [tx2, rx2] = trpl::channel<int>();
     // The task owns `tx` (moved in) and blocks on rx2 forever; aborting it must drop tx, so
     // our recv on rx ends.
-    auto h = trpl::spawn_task([tx = std::move(tx), rx2 = std::move(rx2),
-                               c = Counted(1)]() mutable -> Task<void> {
-      (void)co_await rx2.recv();
-    });
+    auto h =
+        trpl::spawn_task([tx = std::move(tx), rx2 = std::move(rx2),
+                          c = Counted(1)]() mutable -> Task<void> { (void)co_await rx2.recv(); });
     co_await trpl::sleep(1ms);
     h.abort();
     end = co_await rx.recv();
@@ -456,11 +480,12 @@ Task<void> spawn_blocked(int n, trpl::Receiver<int>* receivers, std::atomic<int>
       co_await trpl::sleep(1h);
       ADD_FAILURE() << "a sleep of an hour fired";
     });
-    (void)trpl::spawn_task([c = Counted(i), rx = std::move(receivers[i]), parked]() mutable -> Task<void> {
-      parked->fetch_add(1);
-      auto m = co_await rx.recv();
-      ADD_FAILURE() << "recv returned " << m.has_value();
-    });
+    (void)trpl::spawn_task(
+        [c = Counted(i), rx = std::move(receivers[i]), parked]() mutable -> Task<void> {
+          parked->fetch_add(1);
+          auto m = co_await rx.recv();
+          ADD_FAILURE() << "recv returned " << m.has_value();
+        });
   }
   co_return;
 }
@@ -508,13 +533,38 @@ TEST(Runtime, DestroyingARuntimeCancelsItsTasksOnEitherFlavor) {
         }));
         while (parked.load() < 2 * n) co_await trpl::sleep(1ms);
       });
-      EXPECT_GT(Counted::alive(), 0) << "spawned tasks live on after block_on (flavor " << flavor << ")";
+      EXPECT_GT(Counted::alive(), 0)
+          << "spawned tasks live on after block_on (flavor " << flavor << ")";
     }
     EXPECT_EQ(Counted::alive(), 0) << "flavor " << flavor;
     EXPECT_EQ(Counted::double_destructions.load(), 0);
     ASSERT_EQ(handles.size(), 1u);
     EXPECT_TRUE(handles[0].is_finished()) << "a cancelled task counts as finished";
+    // The handle outlives its runtime and still tells why there is no value.
+    auto other = paused_runtime();
+    auto r = other.block_on([&]() -> Task<Joined<void>> { co_return co_await handles[0]; });
+    EXPECT_TRUE(!r.has_value() && r.error().is_cancelled()) << "flavor " << flavor;
   }
+}
+
+TEST(Runtime, ATaskSpawnedButNeverRunIsCancelledByShutdown) {
+  CountedScope scope;
+  bool ran = false;
+  std::optional<JoinHandle<int>> h;
+  {
+    auto rt = current_runtime();  // runs tasks only inside block_on, and there is none
+    h.emplace(rt.spawn([c = Counted(1), &ran]() -> Task<int> {
+      ran = true;
+      co_return c.value;
+    }));
+    EXPECT_FALSE(h->is_finished());
+  }
+  EXPECT_FALSE(ran);
+  EXPECT_TRUE(h->is_finished());
+  EXPECT_EQ(Counted::alive(), 0);
+  auto other = paused_runtime();
+  auto r = other.block_on([&]() -> Task<Joined<int>> { co_return co_await *h; });
+  EXPECT_TRUE(!r.has_value() && r.error().is_cancelled());
 }
 
 TEST(Runtime, TasksStopRunningWhenRunReturns) {
@@ -579,7 +629,7 @@ Task<void> spawn_ping_pong(trpl::Sender<int> progress) {
   co_return;
 }
 
-// Destroys a runtime of `flavor` while two of its tasks keep waking each other.
+// Destroys `rt` while two of its tasks keep waking each other.
 void shut_down_during_ping_pong(Runtime rt) {
   rt.block_on([]() -> Task<void> {
     auto [tx, rx] = trpl::channel<int>();
@@ -588,10 +638,8 @@ void shut_down_during_ping_pong(Runtime rt) {
   });
 }
 
-// BUG (multi_thread shutdown): RuntimeCore::worker_main only leaves its loop when it finds the
-// run queue empty, so shutdown() waits forever for workers that keep running tasks which keep
-// waking each other: ~Runtime (and trpl::run) never return. Shutdown must stop the workers
-// whatever is queued (and cancel the queued tasks itself). Repro: this test (watchdog: 10 s).
+// Regression (fixed in 2dbbdef): workers left their loop only on an empty run queue, so
+// shutdown waited forever for workers running tasks that keep waking each other.
 TEST(Runtime, ShutdownCompletesWhileTasksKeepWakingEachOther) {
   for (std::size_t workers : {1u, 2u}) {
     CountedScope scope;
@@ -614,9 +662,8 @@ TEST(Runtime, ShutdownOfTheCurrentThreadFlavorCompletesWhileTasksKeepWakingEachO
 
 TEST(Runtime, SpawnTaskOutsideARuntimeThrowsErrorNamingSpawnTask) {
   CountedScope scope;
-  std::string msg = error_message([] {
-    (void)trpl::spawn_task([c = Counted(1)]() -> Task<void> { co_return; });
-  });
+  std::string msg = error_message(
+      [] { (void)trpl::spawn_task([c = Counted(1)]() -> Task<void> { co_return; }); });
   EXPECT_NE(msg.find("spawn_task"), std::string::npos) << msg;
   EXPECT_NE(msg.find("Runtime::spawn"), std::string::npos) << "the fix is named: " << msg;
   EXPECT_EQ(Counted::alive(), 0);
@@ -656,7 +703,8 @@ TEST(Runtime, BlockOnInsideARuntimeThrowsErrorNamingBlockOn) {
 
 TEST(Runtime, AwaitingAConsumedJoinHandleThrowsErrorNamingJoinHandle) {
   auto rt = paused_runtime();
-  auto [consumed, moved, second] = rt.block_on([]() -> Task<std::tuple<std::string, std::string, bool>> {
+  auto [consumed, moved,
+        second] = rt.block_on([]() -> Task<std::tuple<std::string, std::string, bool>> {
     auto h = trpl::spawn_task([]() -> Task<int> { co_return 1; });
     auto first = co_await h;
     std::string consumed_msg, moved_msg;
@@ -690,10 +738,13 @@ TEST(Runtime, StartPausedWithMultiThreadThrowsErrorNamingIt) {
   std::string explicit_msg =
       error_message([] { (void)Runtime::builder().multi_thread().start_paused(true).build(); });
   EXPECT_NE(explicit_msg.find("start_paused"), std::string::npos) << explicit_msg;
-  std::string default_msg = error_message([] { (void)Runtime::builder().start_paused(true).build(); });
+  std::string default_msg =
+      error_message([] { (void)Runtime::builder().start_paused(true).build(); });
   EXPECT_NE(default_msg.find("start_paused"), std::string::npos)
       << "multi_thread is the default flavor: " << default_msg;
-  EXPECT_EQ(error_message([] { (void)Runtime::builder().current_thread().start_paused(true).build(); }), "");
+  EXPECT_EQ(
+      error_message([] { (void)Runtime::builder().current_thread().start_paused(true).build(); }),
+      "");
 }
 
 // ---- both flavors under load ----
@@ -736,18 +787,19 @@ TEST_P(RuntimeFlavor, SpawnFromAPlainThreadViaRuntimeSpawn) {
   auto ch = trpl::channel<int>();
   trpl::Receiver<int>& rx = ch.second;
   // The plain thread spawns while block_on waits (current_thread: the block_on thread runs it).
-  std::optional<int> got = rt.block_on([&, tx = std::move(ch.first)]() mutable -> Task<std::optional<int>> {
-    std::thread t([&rt, tx = std::move(tx)]() mutable {
-      auto h = rt.spawn([tx = std::move(tx)]() -> Task<void> {
-        (void)tx.send(5);
-        co_return;
+  std::optional<int> got =
+      rt.block_on([&, tx = std::move(ch.first)]() mutable -> Task<std::optional<int>> {
+        std::thread t([&rt, tx = std::move(tx)]() mutable {
+          auto h = rt.spawn([tx = std::move(tx)]() -> Task<void> {
+            (void)tx.send(5);
+            co_return;
+          });
+          (void)h;  // dropped: detached
+        });
+        auto v = co_await rx.recv();
+        t.join();
+        co_return v;
       });
-      (void)h;  // dropped: detached
-    });
-    auto v = co_await rx.recv();
-    t.join();
-    co_return v;
-  });
   EXPECT_EQ(got, 5);
 
   // Spawned from a plain thread while no block_on runs: awaited by a later block_on.

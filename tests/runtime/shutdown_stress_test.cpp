@@ -1,6 +1,8 @@
 // Stress of the hard race (DESIGN.md): wakes, aborts and spawns in flight while tasks' frames
 // are destroyed, up to and through runtime shutdown. Every Counted must die exactly once.
+// clang-format off: the header under test comes first (it must compile on its own).
 #include "trpl/runtime.hpp"
+// clang-format on
 
 #include <gtest/gtest.h>
 
@@ -108,8 +110,10 @@ bool one_round(const RoundConfig& cfg, RoundStats& stats) {
                 kBusyTasks = 3;
   std::mt19937 rng(cfg.seed);
   std::optional<Runtime> rt;
-  if (cfg.flavor == 0) rt.emplace(Runtime::builder().current_thread().build());
-  else rt.emplace(Runtime::builder().multi_thread().worker_threads(cfg.flavor).build());
+  if (cfg.flavor == 0)
+    rt.emplace(Runtime::builder().current_thread().build());
+  else
+    rt.emplace(Runtime::builder().multi_thread().worker_threads(cfg.flavor).build());
 
   std::vector<JoinHandle<void>> handles;  // read-only once the outside threads start
   std::vector<trpl::Sender<Counted>> outside_senders;
@@ -191,8 +195,10 @@ bool one_round(const RoundConfig& cfg, RoundStats& stats) {
       std::mt19937 r(seed);
       for (int k = 0; !stop.load(std::memory_order_relaxed); ++k) {
         auto& tx = outside_senders[r() % outside_senders.size()];
-        if (tx.send(Counted(k))) sends_ok.fetch_add(1, std::memory_order_relaxed);
-        else sends_refused.fetch_add(1, std::memory_order_relaxed);
+        if (tx.send(Counted(k)))
+          sends_ok.fetch_add(1, std::memory_order_relaxed);
+        else
+          sends_refused.fetch_add(1, std::memory_order_relaxed);
         if (k % 8 == 7) std::this_thread::sleep_for(std::chrono::microseconds(r() % 200));
       }
     });
@@ -223,7 +229,8 @@ bool one_round(const RoundConfig& cfg, RoundStats& stats) {
   bool ok = true;
   for (std::size_t i = 0; i < handles.size(); ++i) {
     if (!handles[i].is_finished()) {
-      ADD_FAILURE() << "task " << i << " is not finished after its runtime died (" << cfg.describe() << ")";
+      ADD_FAILURE() << "task " << i << " is not finished after its runtime died (" << cfg.describe()
+                    << ")";
       ok = false;
     }
   }
@@ -238,7 +245,8 @@ bool one_round(const RoundConfig& cfg, RoundStats& stats) {
 
   if (Counted::alive() != 0 || Counted::double_destructions.load() != 0) {
     ADD_FAILURE() << Counted::alive() << " Counted still alive, "
-                  << Counted::double_destructions.load() << " destroyed twice (" << cfg.describe() << ")";
+                  << Counted::double_destructions.load() << " destroyed twice (" << cfg.describe()
+                  << ")";
     ok = false;
   }
   return ok;
@@ -265,11 +273,11 @@ TEST(ShutdownStress, RuntimeDestroyedMidFlightDestroysEveryFrameAndMessageExactl
   EXPECT_GT(stats.sends_refused, 0) << "no send ever raced a closed channel";
   EXPECT_GT(stats.aborts, 0);
   RecordProperty("rounds", rounds);
-  std::printf("[ stats    ] %d rounds (%d current_thread, %d multi(1), %d multi(2)); %lld sends, "
-              "%lld refused, %lld aborts\n",
-              rounds, per_flavor[0], per_flavor[1], per_flavor[2],
-              static_cast<long long>(stats.sends_ok), static_cast<long long>(stats.sends_refused),
-              static_cast<long long>(stats.aborts));
+  std::printf(
+      "[ stats    ] %d rounds (%d current_thread, %d multi(1), %d multi(2)); %lld sends, "
+      "%lld refused, %lld aborts\n",
+      rounds, per_flavor[0], per_flavor[1], per_flavor[2], static_cast<long long>(stats.sends_ok),
+      static_cast<long long>(stats.sends_refused), static_cast<long long>(stats.aborts));
 }
 
 // Aborting a receiving task from another thread while several threads send to it: the wake
@@ -303,7 +311,8 @@ TEST(ShutdownStress, ReceiverAbortedWhileManyThreadsSend) {
     std::this_thread::sleep_for(std::chrono::microseconds(rounds % 7 * 50));
     h.abort();
     for (auto& t : senders) t.join();
-    auto r = rt.block_on([&]() -> Task<std::expected<void, trpl::JoinError>> { co_return co_await h; });
+    auto r =
+        rt.block_on([&]() -> Task<std::expected<void, trpl::JoinError>> { co_return co_await h; });
     EXPECT_TRUE(!r.has_value() && r.error().is_cancelled());
     EXPECT_TRUE(tx.is_closed()) << "the aborted receiver's frame (and Receiver) must be gone";
     EXPECT_EQ(Counted::alive(), 0) << "queued messages are destroyed when the channel dies";

@@ -24,9 +24,9 @@ struct Counted {
   static inline std::atomic<std::int64_t> double_destructions{0};
 
   static void reset() noexcept {
-    for (auto* c : {&default_constructions, &value_constructions, &copy_constructions,
-                    &move_constructions, &copy_assignments, &move_assignments, &destructions,
-                    &double_destructions}) {
+    for (auto* c :
+         {&default_constructions, &value_constructions, &copy_constructions, &move_constructions,
+          &copy_assignments, &move_assignments, &destructions, &double_destructions}) {
       c->store(0, std::memory_order_relaxed);
     }
   }
@@ -35,8 +35,12 @@ struct Counted {
     return default_constructions.load() + value_constructions.load() + copy_constructions.load() +
            move_constructions.load();
   }
-  static std::int64_t copies() noexcept { return copy_constructions.load() + copy_assignments.load(); }
-  static std::int64_t moves() noexcept { return move_constructions.load() + move_assignments.load(); }
+  static std::int64_t copies() noexcept {
+    return copy_constructions.load() + copy_assignments.load();
+  }
+  static std::int64_t moves() noexcept {
+    return move_constructions.load() + move_assignments.load();
+  }
   // Objects created and not yet destroyed.
   static std::int64_t alive() noexcept { return constructions() - destructions.load(); }
 

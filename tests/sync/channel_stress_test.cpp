@@ -1,7 +1,5 @@
 // Stress tests for trpl::channel under real parallelism: a million messages from tasks and plain
 // threads, and the hard race (sends in flight while the receiving task is aborted), repeated.
-#include "trpl/sync/channel.hpp"
-
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -16,6 +14,7 @@
 
 #include "support/counted.hpp"
 #include "trpl/runtime.hpp"
+#include "trpl/sync/channel.hpp"
 #include "trpl/time.hpp"
 
 #if defined(__SANITIZE_THREAD__)
@@ -42,7 +41,9 @@ constexpr int kRaceRounds = 300;
 constexpr int kRaceMessagesPerThread = 1'000;
 constexpr int kRaceThreads = 3;
 
-trpl::Runtime two_workers() { return trpl::Runtime::builder().multi_thread().worker_threads(2).build(); }
+trpl::Runtime two_workers() {
+  return trpl::Runtime::builder().multi_thread().worker_threads(2).build();
+}
 
 struct Numbered {
   std::uint32_t producer;
@@ -180,9 +181,11 @@ TEST(ChannelStress, AbortingTheReceivingTaskWhileThreadsSendDestroysEveryMessage
       });
       auto threads = start_senders(std::move(tx), table.data(), sent, refused);
       // Abort after a random share of the messages arrived (or once the senders are done).
-      const std::int64_t abort_after = std::uniform_int_distribution<std::int64_t>(0, kTotal - 1)(rng);
+      const std::int64_t abort_after =
+          std::uniform_int_distribution<std::int64_t>(0, kTotal - 1)(rng);
       while (received.load(std::memory_order_relaxed) < abort_after &&
-             sent.load(std::memory_order_relaxed) + refused.load(std::memory_order_relaxed) < kTotal) {
+             sent.load(std::memory_order_relaxed) + refused.load(std::memory_order_relaxed) <
+                 kTotal) {
         std::this_thread::yield();
       }
       handle.abort();
@@ -220,7 +223,8 @@ TEST(ChannelStress, AbortingATaskThatBorrowsTheReceiverWhileThreadsSendLosesNoMe
         }
       });
       auto threads = start_senders(std::move(tx), table.data(), sent, refused);
-      const std::int64_t abort_after = std::uniform_int_distribution<std::int64_t>(0, kTotal - 1)(rng);
+      const std::int64_t abort_after =
+          std::uniform_int_distribution<std::int64_t>(0, kTotal - 1)(rng);
       while (received.load(std::memory_order_relaxed) < abort_after &&
              sent.load(std::memory_order_relaxed) < kTotal) {
         std::this_thread::yield();

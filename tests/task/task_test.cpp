@@ -4,11 +4,14 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
-#include <expected>
+#include <cstdio>
+#include <cstdlib>
 #include <exception>
+#include <expected>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -18,6 +21,7 @@
 
 #include "support/counted.hpp"
 #include "trpl/error.hpp"
+#include "trpl/join.hpp"
 #include "trpl/runtime.hpp"
 #include "trpl/time.hpp"
 
@@ -156,13 +160,13 @@ TEST(Task, AwaitingAReferenceTaskYieldsTheSameObject) {
   std::string s = "same";
   int* seen = nullptr;
   const std::string* seen_s = nullptr;
-  ASSERT_TRUE(run_sync([](int& x, const std::string& s, int*& seen,
-                          const std::string*& seen_s) -> Task<void> {
-    int& r = co_await ref_to(x);
-    r = 5;  // writes through to x
-    seen = &r;
-    seen_s = &(co_await cref_to(s));
-  }(x, s, seen, seen_s)));
+  ASSERT_TRUE(run_sync(
+      [](int& x, const std::string& s, int*& seen, const std::string*& seen_s) -> Task<void> {
+        int& r = co_await ref_to(x);
+        r = 5;  // writes through to x
+        seen = &r;
+        seen_s = &(co_await cref_to(s));
+      }(x, s, seen, seen_s)));
   EXPECT_EQ(seen, &x);
   EXPECT_EQ(x, 5);
   EXPECT_EQ(seen_s, &s);
@@ -373,7 +377,8 @@ TEST(Task, RecursionAlsoCompletesOnTheMultiThreadRuntime) {
   auto h = rt.block_on([]() -> Task<trpl::JoinHandle<long>> {
     co_return trpl::spawn_task([]() -> Task<long> { co_return co_await recurse(100'000); });
   });
-  auto r = rt.block_on([&]() -> Task<std::expected<long, trpl::JoinError>> { co_return co_await h; });
+  auto r =
+      rt.block_on([&]() -> Task<std::expected<long, trpl::JoinError>> { co_return co_await h; });
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(*r, 100'000);
 }
@@ -386,6 +391,59 @@ Task<long> recurse_then_throw(int n) {
 TEST(Task, ExceptionFromTheBottomOfADeepChainReachesTheTop) {
   auto rt = paused_runtime();
   EXPECT_THROW(rt.block_on(recurse_then_throw(10'000)), Boom);
+}
+
+// ---- a deferred start must be cancellable ----
+
+std::atomic<bool> g_owner_destroyed{false};
+
+struct SetsOwnerDestroyed {
+  ~SetsOwnerDestroyed() { g_owner_destroyed.store(true); }
+};
+
+Task<int> deferred_leaf() {
+  if (g_owner_destroyed.load()) {
+    // Our frame (and the frame we would resume next) is already freed: stop before worse.
+    std::fprintf(stderr, "a Task was resumed after the frame that owned it was destroyed\n");
+    std::abort();
+  }
+  co_return 1;
+}
+Task<void> owner_of_deferred_leaf() {
+  SetsOwnerDestroyed marker;
+  (void)co_await deferred_leaf();  // deep enough: queued on the run loop's trampoline
+}
+Task<void> failing_sibling() {
+  throw std::runtime_error("sibling failed");
+  co_return;
+}
+Task<void> join_at_depth(int n) {
+  if (n > 0) {
+    co_await join_at_depth(n - 1);
+    co_return;
+  }
+  g_owner_destroyed.store(false);
+  // The sibling throws while the first child's awaited Task waits on the trampoline's deferred
+  // list; join destroys the first child (and with it that Task) at once.
+  co_await trpl::join(owner_of_deferred_leaf(), failing_sibling());
+}
+
+// Regression: a child Task started past kMaxInlineDepth waits on the run loop's Trampoline;
+// when its owner is destroyed first (join does, synchronously, when a later sibling throws
+// during start-up) the Task must leave the trampoline, or drain() would resume a freed frame
+// (it did: ASan heap-use-after-free in Trampoline::drain). Depths 0..140 make the join start at
+// every position modulo the 64-deep window.
+TEST(Task, DeferredChildIsNeverResumedAfterItsOwnerIsDestroyed) {
+  auto rt = paused_runtime();
+  int caught = 0;
+  for (int n = 0; n < 140; ++n) {
+    try {
+      rt.block_on(join_at_depth(n));
+    } catch (const std::runtime_error&) {
+      ++caught;
+    }
+  }
+  EXPECT_EQ(caught, 140);
 }
 
 // ---- children that suspend ----

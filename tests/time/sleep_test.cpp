@@ -1,6 +1,8 @@
 // Tests for time (include/trpl/time.hpp): sleep and sleep_until under paused and real time,
 // Instant arithmetic, FIFO among equal deadlines, and dropped sleeps leaving nothing behind.
+// clang-format off: the header under test comes first (it must compile on its own).
 #include "trpl/time.hpp"
+// clang-format on
 
 #include <gtest/gtest.h>
 
@@ -182,8 +184,8 @@ TEST(Sleep, SubMillisecondSleepsAreRoundedUpNeverDown) {
 // Spawns `n` tasks; task i first waits a shuffled delay (so the tasks register their final
 // timer in an order unrelated to their spawn order), then sleeps until the shared `deadline`.
 // Returns {registration order, firing order}.
-std::pair<std::vector<int>, std::vector<int>> equal_deadline_tasks(Duration deadline_after,
-                                                                   int n, unsigned seed) {
+std::pair<std::vector<int>, std::vector<int>> equal_deadline_tasks(Duration deadline_after, int n,
+                                                                   unsigned seed) {
   auto rt = paused_runtime();
   std::vector<int> registered, fired;
   rt.block_on([&]() -> Task<void> {
@@ -222,15 +224,15 @@ TEST_P(EqualDeadlines, TimersWithEqualDeadlinesFireInRegistrationOrder) {
 
 // Deadlines landing on different levels of the wheel (64 ms, 4 s, 4.4 min, 4.7 h per level), so
 // the equal-deadline entries are cascaded down one or more times before they fire.
-INSTANTIATE_TEST_SUITE_P(AcrossWheelLevels, EqualDeadlines,
-                         ::testing::Values(Duration(60ms), Duration(300ms), Duration(5s),
-                                           Duration(100s), Duration(2h), Duration(24h * 30)),
-                         [](const auto& info) {
-                           return std::to_string(
-                                      std::chrono::duration_cast<std::chrono::milliseconds>(info.param)
-                                          .count()) +
-                                  "ms";
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    AcrossWheelLevels, EqualDeadlines,
+    ::testing::Values(Duration(60ms), Duration(300ms), Duration(5s), Duration(100s), Duration(2h),
+                      Duration(24h * 30)),
+    [](const auto& info) {
+      return std::to_string(
+                 std::chrono::duration_cast<std::chrono::milliseconds>(info.param).count()) +
+             "ms";
+    });
 
 Task<void> child_at(int i, int delay_ms, Instant deadline, std::vector<int>* registered,
                     std::vector<int>* fired) {
@@ -270,9 +272,12 @@ TEST(Sleep, HugeDurationsSaturateToFarFutureAndNeverFire) {
 
     Instant start = Instant::now();
     std::vector<JoinHandle<void>> sleepers;
-    sleepers.push_back(trpl::spawn_task([]() -> Task<void> { co_await trpl::sleep(std::chrono::years(1000)); }));
-    sleepers.push_back(trpl::spawn_task([]() -> Task<void> { co_await trpl::sleep(std::chrono::nanoseconds::max()); }));
-    sleepers.push_back(trpl::spawn_task([]() -> Task<void> { co_await trpl::sleep_until(Instant::far_future()); }));
+    sleepers.push_back(
+        trpl::spawn_task([]() -> Task<void> { co_await trpl::sleep(std::chrono::years(1000)); }));
+    sleepers.push_back(trpl::spawn_task(
+        []() -> Task<void> { co_await trpl::sleep(std::chrono::nanoseconds::max()); }));
+    sleepers.push_back(trpl::spawn_task(
+        []() -> Task<void> { co_await trpl::sleep_until(Instant::far_future()); }));
     co_await trpl::sleep(10s);
     EXPECT_EQ(Instant::now() - start, 10s) << "a far-future timer moved the paused clock";
     for (auto& h : sleepers) {
@@ -286,11 +291,10 @@ TEST(Sleep, HugeDurationsSaturateToFarFutureAndNeverFire) {
   });
 }
 
-// BUG (timer driver): the wheel covers 2^36 ms (~795 days) and clamps a later deadline to the
-// end of its range, expecting the caller to re-arm (src/time/wheel.hpp, Wheel::insert); the
-// timer driver fires the clamped entry instead, so any sleep between ~2.2 years and the
-// saturation point (~292 years on steady_clock) wakes ~795 days in. Repro: this test, which
-// sleeps 3 years in paused time and wakes after 795 days.
+// Regression (fixed in 2dbbdef): the wheel covers 2^36 ms (~795 days) and clamps a later
+// deadline to the end of its range (src/time/wheel.hpp, Wheel::insert); the timer driver fired
+// the clamped entry, so a sleep between ~2.2 years and the saturation point (~292 years on
+// steady_clock) woke ~795 days in.
 TEST(Sleep, SleepLongerThanTheWheelsRangeDoesNotFireEarly) {
   auto rt = paused_runtime();
   auto [slept, deadline_ok] = rt.block_on([]() -> Task<std::pair<Duration, bool>> {
@@ -304,6 +308,32 @@ TEST(Sleep, SleepLongerThanTheWheelsRangeDoesNotFireEarly) {
   EXPECT_GE(slept, std::chrono::years(3))
       << "woke after " << std::chrono::duration_cast<std::chrono::hours>(slept).count() / 24
       << " days";
+}
+
+// Regression: timers beyond the wheel's 2^36 ms range used to be clamped and re-armed at the
+// back of their slot, behind timers for the same deadline registered later (A at 0 for 3 years,
+// B at 1 year, C at 2.5 years fired B, A, C). They now wait in an ordered far list that joins
+// the wheel before any later registration for the same tick.
+TEST(Sleep, EqualDeadlinesBeyondTheWheelsRangeFireInRegistrationOrder) {
+  auto rt = paused_runtime();
+  std::vector<char> fired;
+  rt.block_on([&]() -> Task<void> {
+    const Instant d = Instant::now() + std::chrono::years(3);
+    auto at_deadline = [&fired, d](char name) -> Task<void> {
+      co_await trpl::sleep_until(d);
+      fired.push_back(name);
+    };
+    auto a = trpl::spawn_task(at_deadline('A'));
+    co_await trpl::sleep(std::chrono::years(1));
+    auto b = trpl::spawn_task(at_deadline('B'));
+    co_await trpl::sleep(std::chrono::months(18));
+    auto c = trpl::spawn_task(at_deadline('C'));
+    (void)co_await a;
+    (void)co_await b;
+    (void)co_await c;
+    EXPECT_EQ(Instant::now(), d);
+  });
+  EXPECT_EQ(std::string(fired.begin(), fired.end()), "ABC");
 }
 
 // ---- Instant ----
@@ -358,6 +388,23 @@ TEST(Instant, AdditionSaturatesAtFarFutureInsteadOfOverflowing) {
   EXPECT_FALSE((Instant::far_future() - 1s).is_far_future());
 }
 
+// Regression: Instant + a negative duration too large for int64 nanoseconds (nanoseconds::min(),
+// -hours::max()) was undefined behaviour (UBSan: value outside the range of 'long'); it now
+// saturates at the clock's minimum, so such a sleep is simply already due.
+TEST(Instant, AddingAHugeNegativeDurationDoesNotOverflow) {
+  const Instant i = Instant::now();
+  EXPECT_LE(i + std::chrono::nanoseconds::min(), i);
+  EXPECT_LE(i + (-std::chrono::hours::max()), i);
+  auto rt = paused_runtime();
+  Duration waited = rt.block_on([]() -> Task<Duration> {
+    Instant start = Instant::now();
+    co_await trpl::sleep(std::chrono::nanoseconds::min());  // a deadline in the past
+    co_await trpl::sleep(-std::chrono::hours::max());
+    co_return Instant::now() - start;
+  });
+  EXPECT_EQ(waited, Duration::zero());
+}
+
 TEST(Instant, NowOutsideARuntimeIsTheSteadyClock) {
   auto before = std::chrono::steady_clock::now();
   Instant now = Instant::now();
@@ -404,27 +451,28 @@ TEST(Sleep, AbortedSleepLeavesNoTimerBehind) {
 
 TEST(Sleep, SleepCancelledByASiblingsExceptionLeavesNoTimerBehind) {
   auto rt = paused_runtime();
-  auto [threw, pending_after, slept] = rt.block_on([]() -> Task<std::tuple<bool, std::size_t, Duration>> {
-    Instant start = Instant::now();
-    bool threw = false;
-    try {
-      // The first child's 5 ms sleep is dropped when the second child throws at 1 ms.
-      co_await trpl::join(
-          []() -> Task<void> {
-            co_await trpl::sleep(5ms);
-            ADD_FAILURE() << "a cancelled sleep fired";
-          },
-          []() -> Task<void> {
-            co_await trpl::sleep(1ms);
-            throw std::runtime_error("sibling");
-          });
-    } catch (const std::runtime_error&) {
-      threw = true;
-    }
-    std::size_t pending = pending_timers();
-    co_await trpl::sleep(10ms);
-    co_return std::tuple{threw, pending, Instant::now() - start};
-  });
+  auto [threw, pending_after, slept] =
+      rt.block_on([]() -> Task<std::tuple<bool, std::size_t, Duration>> {
+        Instant start = Instant::now();
+        bool threw = false;
+        try {
+          // The first child's 5 ms sleep is dropped when the second child throws at 1 ms.
+          co_await trpl::join(
+              []() -> Task<void> {
+                co_await trpl::sleep(5ms);
+                ADD_FAILURE() << "a cancelled sleep fired";
+              },
+              []() -> Task<void> {
+                co_await trpl::sleep(1ms);
+                throw std::runtime_error("sibling");
+              });
+        } catch (const std::runtime_error&) {
+          threw = true;
+        }
+        std::size_t pending = pending_timers();
+        co_await trpl::sleep(10ms);
+        co_return std::tuple{threw, pending, Instant::now() - start};
+      });
   EXPECT_TRUE(threw);
   EXPECT_EQ(pending_after, 0u);
   EXPECT_EQ(slept, 11ms);
@@ -449,7 +497,9 @@ TEST(Sleep, AwaitingASleepOutsideATrplTaskThrowsErrorNamingSleep) {
   struct Eager {
     struct promise_type {
       std::exception_ptr error;
-      Eager get_return_object() { return {std::coroutine_handle<promise_type>::from_promise(*this)}; }
+      Eager get_return_object() {
+        return {std::coroutine_handle<promise_type>::from_promise(*this)};
+      }
       std::suspend_never initial_suspend() noexcept { return {}; }
       std::suspend_always final_suspend() noexcept { return {}; }
       void return_void() {}
@@ -529,13 +579,10 @@ Task<void> spawn_busy_pair(const std::atomic<bool>* stop) {
   co_return;
 }
 
-// BUG (scheduler): a run loop drives the timers only when its run queue is empty
-// (RuntimeCore::run_current_thread, RuntimeCore::worker_main), so while tasks keep waking each
-// other no timer ever fires on a current_thread runtime or on a multi_thread runtime with one
-// worker: the main future's sleep(5ms) below never completes (with 2 workers it does, as one
-// worker is idle). tokio polls its drivers every `event_interval` (61) scheduler ticks.
-// Repro: this test (watchdog: 10 s). Paused time is different: there a busy runtime rightly
-// never advances the clock.
+// Regression (fixed in 2dbbdef): a run loop drove the timers only when its run queue was empty,
+// so while tasks kept waking each other no timer fired on a current_thread runtime or on a
+// multi_thread runtime with one worker (now every 61 task runs, as tokio's event_interval).
+// Paused time is different: there a busy runtime rightly never advances the clock.
 TEST(Sleep, TimersFireWhileOtherTasksStayBusy) {
   for (int flavor = 0; flavor < 2; ++flavor) {
     must_finish_within(std::chrono::seconds(10), "a sleep beside always-runnable tasks", [&] {
@@ -585,8 +632,8 @@ TEST(SleepStress, TimersFiringWhileTheirSleepsAreDroppedByAbortsFromAnotherThrea
         handles[r() % n].abort();
       }
     });
-    std::vector<std::expected<int, JoinError>> results = rt.block_on(
-        [&]() -> Task<std::vector<std::expected<int, JoinError>>> {
+    std::vector<std::expected<int, JoinError>> results =
+        rt.block_on([&]() -> Task<std::vector<std::expected<int, JoinError>>> {
           std::vector<std::expected<int, JoinError>> out;
           for (auto& h : handles) out.push_back(co_await h);
           co_return out;

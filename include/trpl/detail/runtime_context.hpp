@@ -37,7 +37,8 @@ class Driver {
   virtual ~Driver() = default;
   // The earliest instant at which process() has something to do, if any.
   virtual std::optional<Clock::time_point> next_deadline() = 0;
-  // Fires whatever is due at `now`. Called by the one thread driving the runtime at a time.
+  // Fires whatever is due at `now`. Called by the parked driving thread and, every few dozen
+  // task runs, by busy workers too: it must be safe to call from several threads at once.
   virtual void process(Clock::time_point now) = 0;
   // How many registrations could still wake a task (for the deadlock report).
   virtual std::size_t pending() = 0;

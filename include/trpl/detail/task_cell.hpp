@@ -49,10 +49,12 @@ template <class T, class Op>
 RootCoroutine root_coroutine(TaskCell<T>* cell, Op op) {
   try {
     if constexpr (std::is_void_v<T>) {
-      co_await await_op(op);
+      auto&& awaitable = await_op(op);  // named: GCC 12 copies a reference operand of co_await
+      co_await static_cast<decltype(awaitable)&&>(awaitable);
       cell->output.emplace();
     } else {
-      cell->output.emplace(co_await await_op(op));
+      auto&& awaitable = await_op(op);
+      cell->output.emplace(co_await static_cast<decltype(awaitable)&&>(awaitable));
     }
   } catch (...) {
     cell->output.emplace(std::unexpected(JoinError::panic(std::current_exception(), cell->describe())));

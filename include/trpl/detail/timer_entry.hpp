@@ -10,7 +10,7 @@ namespace trpl::detail {
 
 struct TimerEntry : WakeNode {
   std::uint64_t tick = 0;       // deadline, in ticks (1 ms) since the wheel's origin
-  std::uint64_t want_tick = 0;  // the real deadline when the wheel clamped `tick` (> 2.2 years)
+  bool in_far = false;          // beyond the wheel's 2.2-year range: in the driver's far list
   std::uint8_t level = 0;       // where the wheel linked it
   std::uint8_t slot = 0;
   bool in_wheel = false;
