@@ -83,11 +83,9 @@ JoinHandle {
         detail::throw_error("JoinHandle::operator co_await", "this handle is already being awaited elsewhere",
                             "Await a JoinHandle from one place only");
       }
-      node_.what = "join handle";
-      node_.context = cell;
-      node_.describe = [](const detail::WakeNode& n, std::string& out) {
+      detail::note_wait(node_, "join handle", nullptr, [](const detail::WakeNode& n, std::string& out) {
         out = "of task " + std::to_string(static_cast<const detail::TaskHeader*>(n.context)->id);
-      };
+      }, cell);
       try {
         detail::arm(node_, h, "JoinHandle::operator co_await");
       } catch (...) {

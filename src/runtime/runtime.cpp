@@ -64,10 +64,12 @@ void arm(WakeNode& n, std::coroutine_handle<> h, const char* call) {
   TaskHeader* t = tl_current_task;
   n.task = t;
   n.frame = h;
+#if TRPL_RECORDING
   n.waits_prev = nullptr;
   n.waits_next = t->waits_head;
   if (t->waits_head) t->waits_head->waits_prev = &n;
   t->waits_head = &n;
+#endif
   n.state.store(WakeNode::kRegistered, std::memory_order_relaxed);
 }
 
@@ -216,7 +218,9 @@ void RuntimeCore::run_task(TaskHeader* t) noexcept {
       s = t->state.load(std::memory_order_acquire);
       continue;
     }
+#if TRPL_RECORDING
     t->idle_since_ns = coarse_now_ns_.load(std::memory_order_relaxed);
+#endif
     if (t->state.compare_exchange_strong(s, s & ~TaskHeader::kRunning, std::memory_order_acq_rel,
                                          std::memory_order_acquire)) {
       break;

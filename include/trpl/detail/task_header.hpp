@@ -151,11 +151,13 @@ inline void wake_after_unlock(TaskHeader* t) noexcept {
 // Owner side: the node is no longer waited on (resumed, or unlinked from its wait list by its
 // awaiter's destructor under that list's lock): back to idle, off the task's list of waits.
 inline void disarm(WakeNode& n) noexcept {
+#if TRPL_RECORDING
   TaskHeader* t = n.task;
   if (n.waits_prev) n.waits_prev->waits_next = n.waits_next;
   else if (t->waits_head == &n) t->waits_head = n.waits_next;
   if (n.waits_next) n.waits_next->waits_prev = n.waits_prev;
   n.waits_next = n.waits_prev = nullptr;
+#endif
   n.state.store(WakeNode::kIdle, std::memory_order_relaxed);
 }
 

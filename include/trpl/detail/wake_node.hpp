@@ -8,6 +8,12 @@
 #include <source_location>
 #include <string>
 
+// TRPL_RECORDING=0 compiles out what dump_tasks and the deadlock report read (where each frame
+// waits, on what); the CMake option TRPL_RECORDING sets it for the library and its users alike.
+#ifndef TRPL_RECORDING
+#define TRPL_RECORDING 1
+#endif
+
 namespace trpl::detail {
 
 struct TaskHeader;
@@ -46,5 +52,19 @@ struct WakeNode {
 
   std::uint8_t load_state() const noexcept { return state.load(std::memory_order_acquire); }
 };
+
+// Records what a node waits on and where, for dump_tasks: a few pointer stores per suspension.
+inline void note_wait(WakeNode& n, const char* what, const std::source_location* where,
+                      void (*describe)(const WakeNode&, std::string&) = nullptr,
+                      const void* context = nullptr) noexcept {
+#if TRPL_RECORDING
+  n.what = what;
+  n.where = where;
+  n.describe = describe;
+  n.context = context;
+#else
+  (void)n, (void)what, (void)where, (void)describe, (void)context;
+#endif
+}
 
 }  // namespace trpl::detail

@@ -154,16 +154,13 @@ class Receiver {
         detail::throw_error("Receiver::recv", "two frames are awaiting recv() on one Receiver at once",
                             "Receive from one place; share the messages another way (the Receiver is single-consumer)");
       }
-      node_.where = &where_;
-      node_.what = "channel recv";
-      node_.context = state_;
-      node_.describe = [](const detail::WakeNode& n, std::string& out) {
+      detail::note_wait(node_, "channel recv", &where_, [](const detail::WakeNode& n, std::string& out) {
         auto* st = static_cast<detail::ChannelState<T>*>(const_cast<void*>(n.context));
         std::lock_guard g(st->lock);
         out = std::to_string(st->senders) + (st->senders == 1 ? " sender" : " senders") +
               " alive, " + std::to_string(st->queue.size()) + " queued";
         if (st->senders > 0 && !st->closed) out += "; it ends only when every Sender is dropped";
-      };
+      }, state_);
       detail::arm(node_, h, "Receiver::recv");
       state_->waiter = &node_;
       return true;
