@@ -83,9 +83,7 @@ JoinHandle {
         detail::throw_error("JoinHandle::operator co_await", "this handle is already being awaited elsewhere",
                             "Await a JoinHandle from one place only");
       }
-      detail::note_wait(node_, "join handle", nullptr, [](const detail::WakeNode& n, std::string& out) {
-        out = "of task " + std::to_string(static_cast<const detail::TaskHeader*>(n.context)->id);
-      }, cell);
+      detail::note_wait(node_, kWaitKind, nullptr, cell);
       try {
         detail::arm(node_, h, "JoinHandle::operator co_await");
       } catch (...) {
@@ -102,6 +100,10 @@ JoinHandle {
     }
 
    private:
+    static constexpr detail::WaitKind kWaitKind{
+        "join handle", [](const detail::WakeNode& n, std::string& out) {
+          out = "of task " + std::to_string(static_cast<const detail::TaskHeader*>(n.context)->id);
+        }};
     JoinHandle& handle_;
     detail::WakeNode node_;
   };

@@ -93,10 +93,12 @@ class [[nodiscard("a Sleep does nothing until it is awaited")]] Sleep {
 
   bool await_ready() const noexcept { return deadline_ <= Instant::now(); }
   void await_suspend(std::coroutine_handle<> h) {
-    void (*forever)(const detail::WakeNode&, std::string&) = [](const detail::WakeNode&, std::string& out) {
-      out = "forever: its deadline saturated, no timer will fire it";
-    };
-    detail::note_wait(entry_, "sleep", &where_, deadline_.is_far_future() ? forever : nullptr);
+    static constexpr detail::WaitKind kSleep{"sleep"};
+    static constexpr detail::WaitKind kForever{
+        "sleep", [](const detail::WakeNode&, std::string& out) {
+          out = "forever: its deadline saturated, no timer will fire it";
+        }};
+    detail::note_wait(entry_, deadline_.is_far_future() ? kForever : kSleep, &where_);
     detail::arm(entry_, h, "sleep");
     if (!deadline_.is_far_future()) detail::timer_register(entry_, deadline_.time_point());
   }

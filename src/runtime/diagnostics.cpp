@@ -137,10 +137,10 @@ void RuntimeCore::describe_task(TaskHeader* t, std::string& out) {
   }
   for (WakeNode* n = t->waits_head; n != nullptr; n = n->waits_next) {
     out += "      on ";
-    out += n->what ? n->what : "an awaitable";
-    if (n->describe) {
+    out += n->kind ? n->kind->what : "an awaitable";
+    if (n->kind && n->kind->describe) {
       std::string detail;
-      n->describe(*n, detail);
+      n->kind->describe(*n, detail);
       if (!detail.empty()) out += " (" + detail + ")";
     }
     if (n->where) out += " at " + where_text(n->where);

@@ -65,9 +65,7 @@ void arm(WakeNode& n, std::coroutine_handle<> h, const char* call) {
   n.task = t;
   n.frame = h;
 #if TRPL_RECORDING
-  n.waits_prev = nullptr;
   n.waits_next = t->waits_head;
-  if (t->waits_head) t->waits_head->waits_prev = &n;
   t->waits_head = &n;
 #endif
   n.state.store(WakeNode::kRegistered, std::memory_order_relaxed);

@@ -152,11 +152,15 @@ inline void wake_after_unlock(TaskHeader* t) noexcept {
 // awaiter's destructor under that list's lock): back to idle, off the task's list of waits.
 inline void disarm(WakeNode& n) noexcept {
 #if TRPL_RECORDING
+  // A stack: the node is almost always on top (one wait per task); join children walk a few.
   TaskHeader* t = n.task;
-  if (n.waits_prev) n.waits_prev->waits_next = n.waits_next;
-  else if (t->waits_head == &n) t->waits_head = n.waits_next;
-  if (n.waits_next) n.waits_next->waits_prev = n.waits_prev;
-  n.waits_next = n.waits_prev = nullptr;
+  if (t->waits_head == &n) [[likely]] {
+    t->waits_head = n.waits_next;
+  } else {
+    WakeNode** link = &t->waits_head;
+    while (*link != &n && *link != nullptr) link = &(*link)->waits_next;
+    if (*link == &n) *link = n.waits_next;
+  }
 #endif
   n.state.store(WakeNode::kIdle, std::memory_order_relaxed);
 }

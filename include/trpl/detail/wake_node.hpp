@@ -17,6 +17,14 @@
 namespace trpl::detail {
 
 struct TaskHeader;
+struct WakeNode;
+
+// What a kind of awaitable waits on, for dump_tasks: a name and an optional live detail
+// ("2 senders alive"). One static instance per awaitable type.
+struct WaitKind {
+  const char* what;
+  void (*describe)(const WakeNode&, std::string&) = nullptr;
+};
 
 // The protocol (DESIGN.md, "the hard race"). A node lives inside an awaiter, in the coroutine
 // frame of the task that waits. Its `state` moves:
@@ -38,13 +46,11 @@ struct WakeNode {
   TaskHeader* task = nullptr;
   std::atomic<std::uint8_t> state{kIdle};
   // Diagnostics (read by dump_tasks while it holds the task, so never concurrently with the
-  // owner): where the frame waits, on what, and an optional live detail ("2 senders alive").
+  // owner): what the frame waits on, where, and what `kind->describe` looks at.
+  const struct WaitKind* kind = nullptr;
   const std::source_location* where = nullptr;
-  const char* what = nullptr;
-  void (*describe)(const WakeNode&, std::string&) = nullptr;
-  const void* context = nullptr;   // what `describe` looks at (the channel, the joined task)
-  WakeNode* waits_next = nullptr;  // the owning task's list of armed nodes (owner only)
-  WakeNode* waits_prev = nullptr;
+  const void* context = nullptr;
+  WakeNode* waits_next = nullptr;  // the owning task's stack of armed nodes (owner only)
 
   WakeNode() = default;
   WakeNode(const WakeNode&) = delete;
@@ -53,17 +59,15 @@ struct WakeNode {
   std::uint8_t load_state() const noexcept { return state.load(std::memory_order_acquire); }
 };
 
-// Records what a node waits on and where, for dump_tasks: a few pointer stores per suspension.
-inline void note_wait(WakeNode& n, const char* what, const std::source_location* where,
-                      void (*describe)(const WakeNode&, std::string&) = nullptr,
+// Records what a node waits on and where, for dump_tasks: three pointer stores per suspension.
+inline void note_wait(WakeNode& n, const WaitKind& kind, const std::source_location* where,
                       const void* context = nullptr) noexcept {
 #if TRPL_RECORDING
-  n.what = what;
+  n.kind = &kind;
   n.where = where;
-  n.describe = describe;
   n.context = context;
 #else
-  (void)n, (void)what, (void)where, (void)describe, (void)context;
+  (void)n, (void)kind, (void)where, (void)context;
 #endif
 }
 

@@ -154,13 +154,7 @@ class Receiver {
         detail::throw_error("Receiver::recv", "two frames are awaiting recv() on one Receiver at once",
                             "Receive from one place; share the messages another way (the Receiver is single-consumer)");
       }
-      detail::note_wait(node_, "channel recv", &where_, [](const detail::WakeNode& n, std::string& out) {
-        auto* st = static_cast<detail::ChannelState<T>*>(const_cast<void*>(n.context));
-        std::lock_guard g(st->lock);
-        out = std::to_string(st->senders) + (st->senders == 1 ? " sender" : " senders") +
-              " alive, " + std::to_string(st->queue.size()) + " queued";
-        if (st->senders > 0 && !st->closed) out += "; it ends only when every Sender is dropped";
-      }, state_);
+      detail::note_wait(node_, kWaitKind, &where_, state_);
       detail::arm(node_, h, "Receiver::recv");
       state_->waiter = &node_;
       return true;
@@ -179,6 +173,14 @@ class Receiver {
     }
 
    private:
+    static constexpr detail::WaitKind kWaitKind{
+        "channel recv", [](const detail::WakeNode& n, std::string& out) {
+          auto* st = static_cast<detail::ChannelState<T>*>(const_cast<void*>(n.context));
+          std::lock_guard g(st->lock);
+          out = std::to_string(st->senders) + (st->senders == 1 ? " sender" : " senders") +
+                " alive, " + std::to_string(st->queue.size()) + " queued";
+          if (st->senders > 0 && !st->closed) out += "; it ends only when every Sender is dropped";
+        }};
     detail::ChannelState<T>* state_;
     std::source_location where_;
     detail::WakeNode node_;
