@@ -3,6 +3,7 @@
 #pragma once
 
 #include "trpl/awaitable.hpp"
+#include "trpl/diagnostics.hpp"
 #include "trpl/error.hpp"
 #include "trpl/join.hpp"
 #include "trpl/join_error.hpp"
