@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "support/counted.hpp"
+#include "support/harness.hpp"
 #include "trpl/error.hpp"
 #include "trpl/join_handle.hpp"
 #include "trpl/sync/channel.hpp"
@@ -28,6 +29,9 @@
 #include "trpl/time.hpp"
 
 namespace {
+
+using trpl::test::paused_runtime;
+using trpl::test::must_finish_within;
 
 using namespace std::chrono_literals;
 using trpl::JoinError;
@@ -40,7 +44,6 @@ using trpl::test::CountedScope;
 template <class T>
 using Joined = std::expected<T, JoinError>;
 
-Runtime paused_runtime() { return Runtime::builder().current_thread().start_paused(true).build(); }
 Runtime current_runtime() { return Runtime::builder().current_thread().build(); }
 Runtime multi_runtime(std::size_t workers) {
   return Runtime::builder().multi_thread().worker_threads(workers).build();
@@ -585,30 +588,6 @@ TEST(Runtime, TasksStopRunningWhenRunReturns) {
   EXPECT_EQ(ticks.load(), at_return) << "a task ran after trpl::run returned";
 }
 
-// Runs `f`; if it has not returned within `limit`, reports `what` and ends the process (a hung
-// thread cannot be recovered in-process, and a clear message beats CTest's timeout).
-template <class F>
-void must_finish_within(std::chrono::seconds limit, const char* what, F&& f) {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool done = false;
-  std::thread watchdog([&] {
-    std::unique_lock lk(mu);
-    if (!cv.wait_for(lk, limit, [&] { return done; })) {
-      std::fprintf(stderr, "HANG: %s did not finish within %lld s\n", what,
-                   static_cast<long long>(limit.count()));
-      std::fflush(stderr);
-      std::_Exit(3);
-    }
-  });
-  f();
-  {
-    std::lock_guard lk(mu);
-    done = true;
-  }
-  cv.notify_one();
-  watchdog.join();
-}
 
 // Two tasks that keep waking each other (a message bounced forever between two channels), so
 // the run queue is never empty; `progress` gets one message once 1,000 bounces happened.

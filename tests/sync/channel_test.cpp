@@ -16,42 +16,23 @@
 #include <vector>
 
 #include "support/counted.hpp"
+#include "support/harness.hpp"
 #include "trpl/join.hpp"
 #include "trpl/runtime.hpp"
 #include "trpl/time.hpp"
 
 namespace {
 
+using trpl::test::paused_runtime;
+using trpl::test::ms_since;
+using trpl::test::finishes_within;
+
 using namespace std::chrono_literals;
 using trpl::test::Counted;
 using trpl::test::CountedScope;
 
-trpl::Runtime paused_runtime() {
-  return trpl::Runtime::builder().current_thread().start_paused(true).build();
-}
 
-// Virtual milliseconds since `start` (paused runtimes only move time by whole timer ticks).
-long long ms_since(trpl::Instant start) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(trpl::Instant::now() - start)
-      .count();
-}
 
-// Runs `op` as a task spawned on a paused runtime and reports whether it finished within `limit`
-// of virtual time; a task still running then is aborted, so a hang fails a check instead of
-// stalling the test binary.
-template <class F>
-bool finishes_within(std::chrono::milliseconds limit, F op) {
-  auto rt = paused_runtime();
-  return rt.block_on([&]() -> trpl::Task<bool> {
-    auto handle = trpl::spawn_task(std::move(op));
-    co_await trpl::sleep(limit);
-    const bool finished = handle.is_finished();
-    handle.abort();
-    auto result = co_await handle;
-    if (finished && !result) ADD_FAILURE() << result.error().message();
-    co_return finished;
-  });
-}
 
 // Calls `f`, expecting a trpl::Error whose message names `call`.
 template <class F>

@@ -24,8 +24,11 @@
 #include "trpl/join.hpp"
 #include "trpl/runtime.hpp"
 #include "trpl/time.hpp"
+#include "support/harness.hpp"
 
 namespace {
+
+using trpl::test::paused_runtime;
 
 using namespace std::chrono_literals;
 using trpl::Task;
@@ -64,11 +67,6 @@ bool run_sync(Task<void> task) {
   Eager e = eager_await(std::move(task));
   if (e.handle.promise().error) std::rethrow_exception(e.handle.promise().error);
   return e.done();
-}
-
-// A paused current_thread runtime: deterministic, and sleeps take no real time.
-trpl::Runtime paused_runtime() {
-  return trpl::Runtime::builder().current_thread().start_paused(true).build();
 }
 
 // An awaitable that suspends forever (nothing ever resumes it): a frame parked on it can only

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "support/counted.hpp"
+#include "support/harness.hpp"
 #include "trpl/detail/runtime_context.hpp"
 #include "trpl/join.hpp"
 #include "trpl/join_handle.hpp"
@@ -33,6 +34,9 @@
 #include "trpl/task.hpp"
 
 namespace {
+
+using trpl::test::paused_runtime;
+using trpl::test::must_finish_within;
 
 using namespace std::chrono_literals;
 using trpl::Instant;
@@ -44,7 +48,6 @@ using trpl::test::Counted;
 using trpl::test::CountedScope;
 using Duration = Instant::duration;
 
-Runtime paused_runtime() { return Runtime::builder().current_thread().start_paused(true).build(); }
 Runtime current_runtime() { return Runtime::builder().current_thread().build(); }
 Runtime multi_runtime(std::size_t workers) {
   return Runtime::builder().multi_thread().worker_threads(workers).build();
@@ -57,30 +60,6 @@ std::size_t pending_timers() {
   return trpl::detail::driver(rt, trpl::detail::DriverKind::timer, nullptr).pending();
 }
 
-// Runs `f`; if it has not returned within `limit`, reports `what` and ends the process (a hung
-// thread cannot be recovered in-process, and a clear message beats CTest's timeout).
-template <class F>
-void must_finish_within(std::chrono::seconds limit, const char* what, F&& f) {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool done = false;
-  std::thread watchdog([&] {
-    std::unique_lock lk(mu);
-    if (!cv.wait_for(lk, limit, [&] { return done; })) {
-      std::fprintf(stderr, "HANG: %s did not finish within %lld s\n", what,
-                   static_cast<long long>(limit.count()));
-      std::fflush(stderr);
-      std::_Exit(3);
-    }
-  });
-  f();
-  {
-    std::lock_guard lk(mu);
-    done = true;
-  }
-  cv.notify_one();
-  watchdog.join();
-}
 
 // ---- paused time ----
 
