@@ -308,6 +308,14 @@ void RuntimeCore::raise_deadlock(TaskHeader* main, Lock& lk) {
   throw Deadlock(report);
 }
 
+void RuntimeCore::run_and_drive(TaskHeader* t, int& runs_since_drive) {
+  run_task(t);
+  if (++runs_since_drive >= kDriveInterval) {  // busy tasks must not starve the timers
+    runs_since_drive = 0;
+    drive(now());
+  }
+}
+
 std::optional<Clock::time_point> RuntimeCore::drive(Clock::time_point now) {
   for (auto& slot : drivers_) {
     if (Driver* d = slot.load(std::memory_order_acquire)) d->process(now);
@@ -331,11 +339,7 @@ void RuntimeCore::run_current_thread(TaskHeader* main) {
   while (!main->is_complete()) {
     if (TaskHeader* t = pop_runnable()) {
       lk.unlock();
-      run_task(t);
-      if (++runs_since_drive >= kDriveInterval) {  // busy tasks must not starve the timers
-        runs_since_drive = 0;
-        drive(now());
-      }
+      run_and_drive(t, runs_since_drive);
       lk.lock();
       continue;
     }
@@ -407,11 +411,7 @@ void RuntimeCore::worker_main(std::size_t /*index*/) {
     if (stopping_) break;  // shutdown cancels whatever is still queued
     if (TaskHeader* t = pop_runnable()) {
       lk.unlock();
-      run_task(t);
-      if (++runs_since_drive >= kDriveInterval) {  // busy tasks must not starve the timers
-        runs_since_drive = 0;
-        drive(now());
-      }
+      run_and_drive(t, runs_since_drive);
       lk.lock();
       continue;
     }

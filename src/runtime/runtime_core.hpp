@@ -86,6 +86,8 @@ class RuntimeCore {
   // Runs `t`'s ready frames until it has none, completes, or uses up its budget (then it is
   // queued again behind the others). Consumes the run queue's reference.
   void run_task(TaskHeader* t) noexcept;
+  // run_task, and every kDriveInterval runs on this thread let the drivers fire what is due.
+  void run_and_drive(TaskHeader* t, int& runs_since_drive);
   // Destroys the root frame (cancelled: first), publishes the output, wakes the joiner.
   void finish(TaskHeader* t, bool cancelled) noexcept;
   void register_task(TaskHeader* t);
