@@ -27,12 +27,11 @@ JoinHandle {
  public:
   JoinHandle() = default;
   explicit JoinHandle(detail::TaskCell<T>* cell) noexcept : cell_(cell) {}  // adopts a reference
-  JoinHandle(JoinHandle&& o) noexcept : cell_(std::exchange(o.cell_, nullptr)), taken_(o.taken_) {}
+  JoinHandle(JoinHandle&& o) noexcept : cell_(std::exchange(o.cell_, nullptr)) {}
   JoinHandle& operator=(JoinHandle&& o) noexcept {
     if (this != &o) {
       reset();
       cell_ = std::exchange(o.cell_, nullptr);
-      taken_ = o.taken_;
     }
     return *this;
   }
@@ -65,7 +64,7 @@ JoinHandle {
         detail::throw_error("JoinHandle::operator co_await", "this JoinHandle is empty (moved-from or default-constructed)",
                             "Await the handle that spawn_task returned");
       }
-      if (handle_.taken_) {
+      if (handle_.cell_->output_taken) {
         detail::throw_error("JoinHandle::operator co_await", "this task's result was already taken",
                             "Await a JoinHandle once; keep the result if you need it twice");
       }
@@ -95,7 +94,7 @@ JoinHandle {
       return true;
     }
     std::expected<T, JoinError> await_resume() {
-      handle_.taken_ = true;
+      handle_.cell_->output_taken = true;
       return std::move(*handle_.cell_->output);
     }
 
@@ -116,7 +115,6 @@ JoinHandle {
     if (cell_) std::exchange(cell_, nullptr)->unref();
   }
   detail::TaskCell<T>* cell_ = nullptr;
-  bool taken_ = false;
 };
 
 }  // namespace trpl

@@ -114,6 +114,8 @@ struct TaskHeader {
   WakeNode* waits_head = nullptr;        // armed nodes of this task's frames (owner only)
   std::int64_t idle_since_ns = 0;        // runtime clock when it last went idle (owner only)
 
+  bool output_taken = false;             // the JoinHandle moved the output out (its owner only)
+
   SpinLock join_lock;                    // guards join_waiter and the COMPLETE publication
   WakeNode* join_waiter = nullptr;
 
