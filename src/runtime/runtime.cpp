@@ -56,19 +56,9 @@ Driver& driver(RuntimeCore& rt, DriverKind kind, std::unique_ptr<Driver> (*make)
 void deadline_changed(RuntimeCore& rt, Clock::time_point deadline) noexcept {
   rt.deadline_changed(deadline);
 }
-void arm(WakeNode& n, std::coroutine_handle<> h, const char* call) {
-  if (tl_current_task == nullptr) {
-    throw_error(call, "awaited outside a trpl task",
-                "Await it inside a coroutine run by trpl::run, Runtime::block_on or spawn_task");
-  }
-  TaskHeader* t = tl_current_task;
-  n.task = t;
-  n.frame = h;
-#if TRPL_RECORDING
-  n.waits_next = t->waits_head;
-  t->waits_head = &n;
-#endif
-  n.state.store(WakeNode::kRegistered, std::memory_order_relaxed);
+void throw_not_in_task(const char* call) {
+  throw_error(call, "awaited outside a trpl task",
+              "Await it inside a coroutine run by trpl::run, Runtime::block_on or spawn_task");
 }
 
 RuntimeCore* make_runtime_core(const RuntimeConfig& config) { return new RuntimeCore(config); }
@@ -316,11 +306,10 @@ void RuntimeCore::run_and_drive(TaskHeader* t, int& runs_since_drive) {
   }
 }
 
-std::optional<Clock::time_point> RuntimeCore::drive(Clock::time_point now) {
+void RuntimeCore::drive(Clock::time_point now) {
   for (auto& slot : drivers_) {
     if (Driver* d = slot.load(std::memory_order_acquire)) d->process(now);
   }
-  return next_deadline();
 }
 
 std::optional<Clock::time_point> RuntimeCore::next_deadline() {
@@ -347,7 +336,8 @@ void RuntimeCore::run_current_thread(TaskHeader* main) {
     lk.unlock();
     const Clock::time_point now_tp = now();
     coarse_now_ns_.store(to_ns(now_tp - origin_), std::memory_order_relaxed);
-    std::optional<Clock::time_point> next = drive(now_tp);
+    drive(now_tp);
+    std::optional<Clock::time_point> next = next_deadline();
     lk.lock();
     if (!queue_.empty()) continue;
     if (config_.start_paused && next) {
@@ -427,7 +417,8 @@ void RuntimeCore::worker_main(std::size_t /*index*/) {
     lk.unlock();
     const Clock::time_point now_tp = now();
     coarse_now_ns_.store(to_ns(now_tp - origin_), std::memory_order_relaxed);
-    std::optional<Clock::time_point> next = drive(now_tp);
+    drive(now_tp);
+    std::optional<Clock::time_point> next = next_deadline();
     lk.lock();
     if (queue_.empty() && !stopping_ && park_deadline_settled(next)) {
       if (next) {

@@ -97,8 +97,8 @@ class RuntimeCore {
   void worker_main(std::size_t index);
   // The block_on loop of a current_thread runtime: runs every task on this thread.
   void run_current_thread(TaskHeader* main);
-  // Lets every driver fire what is due; returns the earliest remaining deadline.
-  std::optional<Clock::time_point> drive(Clock::time_point now);
+  // Lets every driver fire what is due at `now`.
+  void drive(Clock::time_point now);
   std::optional<Clock::time_point> next_deadline();
   // Pops the next runnable task (FIFO, or seeded under deterministic); mu_ held.
   TaskHeader* pop_runnable() noexcept;

@@ -130,9 +130,21 @@ inline thread_local TaskHeader* tl_current_task = nullptr;
 // Schedules `t` to run (from any thread). Defined by the runtime.
 void schedule(TaskHeader* t) noexcept;
 
-// Registers `n` for the current task's frame `h` (caller holds the wait list's lock).
-// Throws trpl::Error when no task of a runtime is running on this thread.
-void arm(WakeNode& n, std::coroutine_handle<> h, const char* call);
+[[noreturn]] void throw_not_in_task(const char* call);
+
+// Registers `n` for the current task's frame `h` (caller holds the wait list's lock): on every
+// suspension, so inline. Throws trpl::Error when no task of a runtime runs on this thread.
+inline void arm(WakeNode& n, std::coroutine_handle<> h, const char* call) {
+  TaskHeader* t = tl_current_task;
+  if (t == nullptr) [[unlikely]] throw_not_in_task(call);
+  n.task = t;
+  n.frame = h;
+#if TRPL_RECORDING
+  n.waits_next = t->waits_head;
+  t->waits_head = &n;
+#endif
+  n.state.store(WakeNode::kRegistered, std::memory_order_relaxed);
+}
 
 // Notifier side, under the wait list's lock, after unlinking `n`: queue its frame on its task.
 // Returns the task with a reference held; pass it to `wake_after_unlock` once the lock is
