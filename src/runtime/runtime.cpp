@@ -105,6 +105,14 @@ void RuntimeCore::unregister_task(TaskHeader* t) noexcept {
 
 void RuntimeCore::spawn(TaskHeader* t) {
   register_task(t);
+  // The first wake (resume the root) is a wait like any other: queued, and recorded so the
+  // dump can say the task has not run yet. Nobody else knows the task yet: no lock needed.
+  static constexpr WaitKind kFirstRun{"its first run (spawned, not started yet)"};
+  note_wait(t->start, kFirstRun, nullptr);
+#if TRPL_RECORDING
+  t->start.waits_next = t->waits_head;
+  t->waits_head = &t->start;
+#endif
   t->start.state.store(WakeNode::kQueued, std::memory_order_relaxed);
   t->push_wake(&t->start);
   bool closed;
@@ -177,8 +185,7 @@ void RuntimeCore::run_task(TaskHeader* t) noexcept {
       break;
     }
     if (WakeNode* n = t->pop_ready()) {
-      if (n != &t->start) disarm(*n);
-      else n->state.store(WakeNode::kIdle, std::memory_order_relaxed);
+      disarm(t, *n);
       n->frame.resume();
       trampoline.drain();
       if (t->root.done()) {
@@ -220,10 +227,7 @@ void RuntimeCore::run_task(TaskHeader* t) noexcept {
 }
 
 void RuntimeCore::finish(TaskHeader* t, bool cancelled) noexcept {
-  if (t->start.load_state() == WakeNode::kQueued) {  // cancelled before it ever ran
-    t->remove_ready(&t->start);
-    t->start.state.store(WakeNode::kIdle, std::memory_order_relaxed);
-  }
+  if (t->start.load_state() == WakeNode::kQueued) cancel_queued(t->start);  // never ran
   if (t->root) {
     // Destroying the root destroys every frame the task owns; their awaiters deregister.
     std::coroutine_handle<> root = std::exchange(t->root, nullptr);

@@ -164,10 +164,10 @@ inline void wake_after_unlock(TaskHeader* t) noexcept {
 
 // Owner side: the node is no longer waited on (resumed, or unlinked from its wait list by its
 // awaiter's destructor under that list's lock): back to idle, off the task's list of waits.
-inline void disarm(WakeNode& n) noexcept {
+// `t` is n's task (the run loop passes the one it runs, saving a load).
+inline void disarm(TaskHeader* t, WakeNode& n) noexcept {
 #if TRPL_RECORDING
   // A stack: the node is almost always on top (one wait per task); join children walk a few.
-  TaskHeader* t = n.task;
   if (t->waits_head == &n) [[likely]] {
     t->waits_head = n.waits_next;
   } else {
@@ -175,9 +175,12 @@ inline void disarm(WakeNode& n) noexcept {
     while (*link != &n && *link != nullptr) link = &(*link)->waits_next;
     if (*link == &n) *link = n.waits_next;
   }
+#else
+  (void)t;
 #endif
   n.state.store(WakeNode::kIdle, std::memory_order_relaxed);
 }
+inline void disarm(WakeNode& n) noexcept { disarm(n.task, n); }
 
 // Owner side, under the wait list's lock (so a notifier's push is complete): forget a node
 // that is already queued on the current task.
