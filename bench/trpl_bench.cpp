@@ -1,6 +1,17 @@
 // trpl_bench <workload> <N>: the peers' workloads (../shared/peers, shaped like the tokio peer) on trpl,
 // printing the peers' one-line format. Exit 3: workload not implemented; exit 1: a check of the result failed.
+// Workloads: spawn_join, spawn_join_block_on, chan_throughput_st/_mt, ping_pong, timers, fan_in, skynet, fib,
+// chained_spawn, yield_many (only when <trpl/yield_now.hpp> exists), and join_many_detail (not in the runner).
 #include <trpl/trpl.hpp>
+
+// trpl::yield_now() (tokio::task::yield_now) is declared in <trpl/yield_now.hpp> once it exists; until then
+// yield_many exits 3 like any workload trpl does not implement.
+#if __has_include(<trpl/yield_now.hpp>)
+#include <trpl/yield_now.hpp>
+#define TRPL_BENCH_HAS_YIELD_NOW 1
+#else
+#define TRPL_BENCH_HAS_YIELD_NOW 0
+#endif
 
 #include <chrono>
 #include <coroutine>
@@ -369,6 +380,121 @@ void skynet(u64 n) {
   report("skynet", n, secs, secs * 1e9 / n);
 }
 
+// ---------- W8 fib: fork-join fib(n), no serial cutoff, 2 workers. fib(n-1) is a spawned task, fib(n-2) is
+// awaited inline (co_await of the Task), then the JoinHandle is awaited. fib(n+1)-1 spawned tasks
+// (1,346,268 for n = 30). per_op = wall / calls(n), calls(n) = 2*fib(n+1)-1 (2,692,537 for n = 30).
+
+struct FibRef {
+  u64 value;  // fib(n)
+  u64 calls;  // calls of the naive recursion
+};
+FibRef fib_ref(u64 n) {
+  u64 a = 0, b = 1;  // fib(0), fib(1)
+  for (u64 i = 0; i < n; ++i) {
+    u64 c = a + b;
+    a = b;
+    b = c;
+  }
+  return {a, 2 * b - 1};
+}
+
+Task<u64> fib_node(u64 n) {
+  if (n < 2) co_return n;
+  auto h = trpl::spawn_task(fib_node(n - 1));
+  u64 b = co_await fib_node(n - 2);
+  co_return unwrap(co_await h, "fib task") + b;
+}
+
+Task<double> fib_driver(u64 n, u64 want) {
+  auto t = clk::now();
+  u64 v = co_await fib_node(n);
+  double e = since(t);
+  check(v == want, "fib value");
+  co_return e;
+}
+
+void fib(u64 n) {
+  if (n > 92) {  // fib(n+1) must fit in a u64
+    std::fprintf(stderr, "fib: n must be at most 92\n");
+    std::exit(2);
+  }
+  FibRef ref = fib_ref(n);
+  auto rt = multi_thread();
+  double secs = block_on_spawned(rt, fib_driver(n, ref.value));
+  report("fib", n, secs, secs * 1e9 / static_cast<double>(ref.calls));
+}
+
+// ---------- W9 chained_spawn (tokio's benches/rt_multi_threaded.rs shape): task k spawns task k+1 without awaiting
+// it (the JoinHandle is dropped: detached) and ends; task N sends N to the driver. trpl has no oneshot: an
+// unbounded channel whose one Sender is moved down the chain. spawn_task only queues the new task, so the chain
+// does not grow the stack. 2 workers. per_op = wall / N.
+
+Task<void> chain_step(u64 k, u64 n, trpl::Sender<u64> done) {
+  if (k >= n) {
+    if (!done.send(k)) fail("chained_spawn: driver gone");
+    co_return;
+  }
+  (void)trpl::spawn_task(chain_step(k + 1, n, std::move(done)));  // detached
+}
+
+Task<double> chained_spawn_driver(u64 n) {
+  auto t = clk::now();
+  auto [tx, rx] = trpl::channel<u64>();
+  (void)trpl::spawn_task(chain_step(1, n, std::move(tx)));  // detached
+  auto v = co_await rx.recv();
+  double e = since(t);
+  check(v && *v == n, "chained_spawn value");
+  co_return e;
+}
+
+void chained_spawn(u64 n) {
+  auto rt = multi_thread();
+  double secs = block_on_spawned(rt, chained_spawn_driver(n));
+  report("chained_spawn", n, secs, secs * 1e9 / n);
+}
+
+// ---------- W10 yield_many: 200 spawned tasks each loop N/200 times over `co_await trpl::yield_now()` and return
+// their count; the driver awaits the handles in order. 2 workers. per_op = wall / total yields (n = 200 * (N/200)).
+// Needs <trpl/yield_now.hpp>; without it the workload exits 3.
+#if TRPL_BENCH_HAS_YIELD_NOW
+
+constexpr u64 kYieldTasks = 200;
+
+Task<u64> yielder(u64 per) {
+  u64 c = 0;
+  for (u64 i = 0; i < per; ++i) {
+    co_await trpl::yield_now();
+    ++c;
+  }
+  co_return c;
+}
+
+Task<double> yield_many_driver(u64 per) {
+  auto t = clk::now();
+  std::vector<trpl::JoinHandle<u64>> hs;
+  hs.reserve(kYieldTasks);
+  for (u64 i = 0; i < kYieldTasks; ++i) hs.push_back(trpl::spawn_task(yielder(per)));
+  u64 s = 0;
+  for (auto& h : hs) s += unwrap(co_await h, "yielder");
+  double e = since(t);
+  check(s == per * kYieldTasks, "yield_many count");
+  co_return e;
+}
+
+void yield_many(u64 n) {
+  u64 per = n / kYieldTasks;
+  u64 total = per * kYieldTasks;
+  if (total == 0) {
+    std::fprintf(stderr, "yield_many: N must be at least %llu\n", static_cast<unsigned long long>(kYieldTasks));
+    std::exit(2);
+  }
+  auto rt = multi_thread();
+  double secs = block_on_spawned(rt, yield_many_driver(per));
+  report("yield_many", total, secs, secs * 1e9 / total);
+}
+
+#endif  // TRPL_BENCH_HAS_YIELD_NOW
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -391,9 +517,14 @@ int main(int argc, char** argv) {
   else if (w == "join_many_detail") join_many_detail(n);  // not the public API; see W5
   else if (w == "fan_in") fan_in(n);
   else if (w == "skynet") skynet(n);
+  else if (w == "fib") fib(n);
+  else if (w == "chained_spawn") chained_spawn(n);
+#if TRPL_BENCH_HAS_YIELD_NOW
+  else if (w == "yield_many") yield_many(n);
+#endif
   else {
     std::fprintf(stderr, "unsupported workload %s\n", w.c_str());
-    return 3;  // includes join_many: no public yield / dynamic join in trpl (see W5)
+    return 3;  // includes join_many (no dynamic join in trpl, see W5) and yield_many without yield_now.hpp (W10)
   }
   return 0;
 }
