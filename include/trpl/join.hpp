@@ -42,7 +42,7 @@ struct JoinControl {
 // once — with it the operation it owns (an `async move` block's captures, e.g. a Sender) —
 // and resumes the join's parent if it was the last one (or threw).
 struct JoinChild {
-  struct promise_type {
+  struct promise_type : PooledFrame {
     JoinControl* control = nullptr;
     std::size_t index = 0;
 

@@ -48,16 +48,24 @@ JoinHandle {
   std::uint64_t id() const noexcept { return cell_ ? cell_->id : 0; }
   bool valid() const noexcept { return cell_ != nullptr; }
 
+  // The await. The handshake with the task's finisher (runtime/task/harness.cpp) is lock-free:
+  // the awaiter publishes its node in `join_waiter` (CAS) and then looks at COMPLETE; the
+  // finisher sets COMPLETE and then looks at `join_waiter` (all seq_cst): at least one sees
+  // the other. Whoever then takes the node out of `join_waiter` with a CAS decides: the
+  // finisher fires it; the awaiter (still suspending, or destroyed mid-wait) disarms it.
   class Awaiter {
    public:
     explicit Awaiter(JoinHandle& h) : handle_(h) {}
     Awaiter(const Awaiter&) = delete;
     ~Awaiter() {
       if (node_.load_state() == detail::WakeNode::kIdle) return;
-      auto* cell = handle_.cell_;
-      cell->join_lock.lock();
-      detail::cancel_locked(node_, [&] { cell->join_waiter = nullptr; });
-      cell->join_lock.unlock();
+      // The awaiting frame is destroyed mid-wait (abort, a sibling's exception, shutdown).
+      detail::WakeNode* mine = &node_;
+      if (handle_.cell_->join_waiter.compare_exchange_strong(mine, nullptr, std::memory_order_seq_cst)) {
+        detail::disarm(node_);
+      } else {
+        detail::cancel_queued(node_);  // the finisher took it and queues (or queued) it
+      }
     }
     bool await_ready() const {
       if (!handle_.cell_) {
@@ -72,31 +80,26 @@ JoinHandle {
     }
     bool await_suspend(std::coroutine_handle<> h) {
       auto* cell = handle_.cell_;
-      cell->join_lock.lock();
-      if (cell->is_complete()) {
-        cell->join_lock.unlock();
-        return false;
-      }
-      if (cell->join_waiter != nullptr) {
-        cell->join_lock.unlock();
+      detail::note_wait(node_, kWaitKind, nullptr, cell);
+      detail::arm(node_, h, "JoinHandle::operator co_await");
+      detail::WakeNode* none = nullptr;
+      if (!cell->join_waiter.compare_exchange_strong(none, &node_, std::memory_order_seq_cst)) {
+        detail::disarm(node_);
         detail::throw_error("JoinHandle::operator co_await", "this handle is already being awaited elsewhere",
                             "Await a JoinHandle from one place only");
       }
-      detail::note_wait(node_, kWaitKind, nullptr, cell);
-      try {
-        detail::arm(node_, h, "JoinHandle::operator co_await");
-      } catch (...) {
-        cell->join_lock.unlock();
-        throw;
+      if (cell->sched.load(std::memory_order_seq_cst) & detail::TaskHeader::kComplete) {
+        // It finished meanwhile: take the node back, unless the finisher already fired it
+        // (then it is on this task's wake stack and the run loop resumes us right away).
+        detail::WakeNode* mine = &node_;
+        if (cell->join_waiter.compare_exchange_strong(mine, nullptr, std::memory_order_seq_cst)) {
+          detail::disarm(node_);
+          return false;
+        }
       }
-      cell->join_waiter = &node_;
-      cell->join_lock.unlock();
       return true;
     }
-    std::expected<T, JoinError> await_resume() {
-      handle_.cell_->output_taken = true;
-      return std::move(*handle_.cell_->output);
-    }
+    std::expected<T, JoinError> await_resume() { return handle_.cell_->take(); }
 
    private:
     static constexpr detail::WaitKind kWaitKind{
@@ -111,8 +114,20 @@ JoinHandle {
   Awaiter operator co_await() && { return Awaiter(*this); }
 
  private:
+  // Drops the handle: the task runs on, detached. Its output, if nobody took it, is destroyed
+  // here when the task already finished, else by the finisher (the DETACHED flag).
   void reset() noexcept {
-    if (cell_) std::exchange(cell_, nullptr)->unref();
+    if (!cell_) return;
+    auto* cell = std::exchange(cell_, nullptr);
+    if (!cell->output_taken) {
+      if (cell->is_complete()) {
+        cell->drop();
+      } else if (cell->sched.fetch_or(detail::TaskHeader::kDetached, std::memory_order_acq_rel) &
+                 detail::TaskHeader::kComplete) {
+        cell->drop();
+      }
+    }
+    cell->unref();
   }
   detail::TaskCell<T>* cell_ = nullptr;
 };

@@ -36,7 +36,7 @@ RuntimeCore* make_runtime_core(const RuntimeConfig& config);
 
 template <class T>
 T take_block_on_output(TaskCell<T>* cell) {
-  std::expected<T, JoinError> out = std::move(*cell->output);
+  std::expected<T, JoinError> out = cell->take();
   if (!out) {
     if (out.error().is_panic()) std::rethrow_exception(out.error().exception());
     throw_error("block_on", "the main future was cancelled", "Do not abort the block_on future");
@@ -100,8 +100,7 @@ class Runtime {
     requires AsyncOperation<F>
   auto block_on(F&& f) {
     auto* cell = detail::make_task_cell(core_, std::forward<F>(f));
-    cell->ref();  // ours, to read the output
-    struct Release {
+    struct Release {  // the cell's second reference (a JoinHandle's, for a spawned task)
       detail::TaskHeader* t;
       ~Release() { t->unref(); }
     } release{cell};
@@ -126,10 +125,9 @@ class Runtime {
   static auto spawn_on(detail::RuntimeCore& rt, Op op, std::string name, std::source_location where) {
     auto* cell = detail::make_task_cell(&rt, std::move(op));
     using T = typename std::remove_pointer_t<decltype(cell)>::value_type;
-    cell->name = std::move(name);
+    cell->set_name(name);
     cell->spawned_at = where;
-    cell->ref();  // the JoinHandle's
-    detail::spawn_prepared(rt, cell);
+    detail::spawn_prepared(rt, cell);  // the registry's reference; the JoinHandle adopts the other
     return JoinHandle<T>(cell);
   }
 

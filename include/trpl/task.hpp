@@ -8,6 +8,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "trpl/detail/frame_pool.hpp"
 #include "trpl/error.hpp"
 
 namespace trpl {
@@ -62,7 +63,8 @@ enum class ChildState : unsigned char {
   detached,            // parent is suspended; the child continues it when done
 };
 
-class PromiseBase {
+// Frames come from the pool (detail/frame_pool.hpp): no malloc per coroutine in steady state.
+class PromiseBase : public PooledFrame {
  public:
   std::suspend_always initial_suspend() const noexcept { return {}; }
 

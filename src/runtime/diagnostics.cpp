@@ -5,6 +5,7 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <algorithm>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -97,45 +98,47 @@ void remove_dump_signal(int sig) {
 }
 
 void RuntimeCore::describe_task(TaskHeader* t, std::string& out) {
+  using H = TaskHeader;
   out += "  task " + std::to_string(t->id);
-  if (!t->name.empty()) out += " '" + t->name + "'";
-  if (t->pinned || t->spawned_at.line() == 0) {
+  if (t->name != nullptr) out += std::string(" '") + t->name + "'";
+  if (t->spawned_at.line() == 0) {
     out += " (the block_on future)";
   } else {
     out += " spawned at " + where_text(&t->spawned_at);
   }
-  // Only the thread holding RUNNING may look at a task's frames: claim it while it is idle.
+  // Only the thread holding RUNNING may look at a task's frames (or its core): claim it while
+  // it is idle.
   const bool own = (t == tl_current_task);
-  bool claimed = false;
-  std::uint64_t s = t->state.load(std::memory_order_acquire);
-  while (!own) {
-    if (s & TaskHeader::kComplete) {
+  if (!own) {
+    const std::uintptr_t s = t->sched.load(std::memory_order_acquire);
+    if (s & H::kComplete) {
       out += ": finished\n";
       return;
     }
-    if (s & TaskHeader::kRunning) {
+    if (s & H::kRunning) {
       out += ": running\n";
       return;
     }
-    if (s & TaskHeader::kScheduled) {
+    if (s & H::kScheduled) {
       out += ": ready to run\n";
       return;
     }
-    if (t->state.compare_exchange_weak(s, s | TaskHeader::kRunning, std::memory_order_acq_rel,
-                                       std::memory_order_acquire)) {
-      claimed = true;
-      break;
+    if (!claim_idle(t)) {
+      out += ": running\n";  // it was woken, or someone else claimed it, just now
+      return;
     }
   }
+  TaskCore& c = t->core();
   if (own) {
     out += ": running (this is the task calling dump_tasks)\n";
   } else {
-    const std::int64_t idle_for = coarse_now_ns_.load(std::memory_order_relaxed) - t->idle_since_ns;
+    const std::int64_t idle_for = coarse_now_ns() - c.idle_since_ns;
     out += ": waiting";
     if (idle_for > 0) out += " for about " + ms_text(idle_for);
     out += "\n";
   }
-  for (WakeNode* n = t->waits_head; n != nullptr; n = n->waits_next) {
+  if (!c.started) out += "      on its first run (spawned, not started yet)\n";
+  for (WakeNode* n = c.waits_head; n != nullptr; n = n->waits_next) {
     out += "      on ";
     out += n->kind ? n->kind->what : "an awaitable";
     if (n->kind && n->kind->describe) {
@@ -146,30 +149,35 @@ void RuntimeCore::describe_task(TaskHeader* t, std::string& out) {
     if (n->where) out += " at " + where_text(n->where);
     out += "\n";
   }
-  if (claimed) {
-    // Give the task back; a wake that arrived meanwhile found it "running" and left it to us.
-    s = t->state.load(std::memory_order_acquire);
-    while (!t->state.compare_exchange_weak(s, s & ~TaskHeader::kRunning, std::memory_order_acq_rel,
-                                           std::memory_order_acquire)) {
+  if (!own) {
+    // Give the task back. A wake that arrived meanwhile found it "running" and left it to us:
+    // then it is ours to queue.
+    std::uintptr_t s = t->sched.load(std::memory_order_acquire);
+    for (;;) {
+      const bool woken = H::stack_of(s) != nullptr || (s & H::kScheduled);
+      const std::uintptr_t ns = woken ? ((s | H::kScheduled) & ~H::kRunning) : (s & ~H::kRunning);
+      if (t->sched.compare_exchange_weak(s, ns, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        if (woken) enqueue(t, EnqueueKind::woken);
+        break;
+      }
     }
-    if (s & TaskHeader::kScheduled) schedule(t);
   }
 }
 
 std::string RuntimeCore::dump() {
   std::vector<TaskHeader*> tasks;
-  {
-    std::lock_guard lk(registry_mu_);
-    for (TaskHeader* t = registry_head_; t != nullptr; t = t->registry_next) {
+  for_each_list([&](TaskList& l) {
+    l.for_each_live([&](TaskHeader* t) {
       t->ref();
       tasks.push_back(t);
-    }
-  }
+    });
+  });
+  // Oldest first (each list is newest-first; ids grow with time within a list).
+  std::sort(tasks.begin(), tasks.end(), [](TaskHeader* a, TaskHeader* b) { return a->id < b->id; });
   std::string out = "trpl runtime (" + std::string(config_.multi_thread ? "multi_thread" : "current_thread") +
                     (config_.deterministic ? ", deterministic seed " + std::to_string(config_.seed) : "") +
                     "): " + std::to_string(tasks.size()) + " live task" + (tasks.size() == 1 ? "" : "s") + "\n";
-  // Oldest first: the registry is newest-first.
-  for (auto it = tasks.rbegin(); it != tasks.rend(); ++it) describe_task(*it, out);
+  for (TaskHeader* t : tasks) describe_task(t, out);
   for (TaskHeader* t : tasks) t->unref();
   return out;
 }
@@ -185,16 +193,12 @@ void RuntimeCore::report_deadlock() {
     std::fflush(stderr);
     return;
   }
-  if (config_.multi_thread) {
-    {
-      std::lock_guard lk(main_mu_);
-      deadlock_report_ = std::move(report);
-    }
-    main_cv_.notify_all();
-  } else {
-    std::lock_guard lk(mu_);
+  {
+    std::lock_guard lk(deadlock_mu_);
     deadlock_report_ = std::move(report);
+    deadlock_raised_.store(true, std::memory_order_release);
   }
+  main_parker_.unpark();
 }
 
 }  // namespace trpl::detail

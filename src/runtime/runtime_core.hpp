@@ -1,53 +1,30 @@
-// RuntimeCore: the scheduler behind trpl::Runtime — run queues, worker threads, the block_on
-// loop, task lifecycle (run, complete, cancel), shutdown, drivers and the (paused) clock.
+// RuntimeCore: what every trpl::Runtime is underneath — its configuration, clock and drivers,
+// the task lifecycle shared by both schedulers (spawn, run, finish, cancel), block_on, the
+// registry of live tasks, and shutdown. The schedulers (scheduler/) decide where a runnable
+// task waits and which thread runs it.
 #pragma once
 
 #include <array>
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
-#include <vector>
 
+#include "runtime/scheduler/enqueue.hpp"
+#include "runtime/scheduler/inject.hpp"
+#include "runtime/scheduler/parker.hpp"
+#include "runtime/task/registry.hpp"
 #include "trpl/detail/runtime_context.hpp"
 #include "trpl/detail/task_header.hpp"
 #include "trpl/runtime.hpp"
 
 namespace trpl::detail {
 
-// Intrusive FIFO of tasks through TaskHeader::queue_next; guarded by its owner's mutex.
-class TaskQueue {
- public:
-  void push(TaskHeader* t) noexcept {
-    t->queue_next = nullptr;
-    if (tail_) tail_->queue_next = t; else head_ = t;
-    tail_ = t;
-    ++size_;
-  }
-  TaskHeader* pop() noexcept {
-    TaskHeader* t = head_;
-    if (t) {
-      head_ = t->queue_next;
-      if (!head_) tail_ = nullptr;
-      t->queue_next = nullptr;
-      --size_;
-    }
-    return t;
-  }
-  bool empty() const noexcept { return head_ == nullptr; }
-  std::size_t size() const noexcept { return size_; }
+class CurrentThread;
+class MultiThread;
 
- private:
-  TaskHeader* head_ = nullptr;
-  TaskHeader* tail_ = nullptr;
-  std::size_t size_ = 0;
-};
-
-class RuntimeCore;
 // The process-wide list of runtimes (for dump_tasks) and the dump-on-signal hook.
 void register_runtime(RuntimeCore* rt);
 void unregister_runtime(RuntimeCore* rt);
@@ -60,100 +37,128 @@ class RuntimeCore {
   RuntimeCore(const RuntimeCore&) = delete;
   RuntimeCore& operator=(const RuntimeCore&) = delete;
 
-  // Cancels every task, stops the workers, destroys the drivers; then drops the Runtime's
-  // reference (the memory lives on while task headers refer to it).
+  // Cancels every task, stops the workers, destroys the drivers, frees this object.
   void shutdown();
 
+  // Registers a prepared task (root created, not started, SCHEDULED) and queues it.
   void spawn(TaskHeader* t);
   void block_on(TaskHeader* main);
-  void schedule(TaskHeader* t) noexcept;  // the caller set SCHEDULED on an idle task
+  // Queues `t`, which the caller moved from idle to SCHEDULED (or made and registered).
+  void enqueue(TaskHeader* t, EnqueueKind kind) noexcept;
+
+  // Runs `t` (popped from a run queue: SCHEDULED, not RUNNING) until it has no ready frame,
+  // completes, or gives way. Defined in task/harness.cpp.
+  void run_task(TaskHeader* t) noexcept;
+  // SCHEDULED (popped from a run queue) -> RUNNING, taking its wake stack. Defined there too.
+  static void claim_scheduled(TaskHeader* t) noexcept;
+  // Claims a task that sits on no queue for cancellation (idle -> RUNNING): false if it is
+  // scheduled, running or complete.
+  static bool claim_idle(TaskHeader* t) noexcept;
+  // Destroys the root frame (first: cancelled), publishes the output, wakes the joiner. The
+  // caller holds RUNNING.
+  void finish(TaskHeader* t, bool cancelled) noexcept;
+  // finish(t, true) for a task claimed outside any run loop (shutdown, raise, closed spawn).
+  void cancel_claimed(TaskHeader* t) noexcept;
+
   Clock::time_point now() const noexcept;
   Driver& driver(DriverKind kind, std::unique_ptr<Driver> (*make)(RuntimeCore&));
+  // A driver's new earliest deadline: wake whoever sleeps past it.
   void deadline_changed(Clock::time_point deadline) noexcept;
+  // Lets every driver fire what is due now. Any runtime thread.
+  void drive();
+  std::optional<Clock::time_point> next_deadline();
+  std::size_t pending_wakeups();  // registrations (timers) that could still wake a task
 
   // This runtime's part of dump_tasks(): every live task, what it does, where it waits.
   std::string dump();
-  std::uint64_t seed() const noexcept { return config_.seed; }
+  void describe_task(TaskHeader* t, std::string& out);
+  // The deadlock report: prints it (policy report) or keeps it for block_on to throw (raise).
+  void report_deadlock();
+  bool deadlock_raised() const noexcept { return deadlock_raised_.load(std::memory_order_acquire); }
+  std::string take_deadlock_report();
 
-  void retain() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
-  void release() noexcept {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  const RuntimeConfig& config() const noexcept { return config_; }
+  std::uint64_t seed() const noexcept { return config_.seed; }
+  std::int64_t clock_ns(Clock::time_point tp) const noexcept;
+  // The clock at the last park or drive, for "waiting for about N ms" (relaxed, coarse).
+  void note_coarse_now(Clock::time_point tp) noexcept {
+    coarse_now_ns_.store(clock_ns(tp), std::memory_order_relaxed);
   }
+  std::int64_t coarse_now_ns() const noexcept { return coarse_now_ns_.load(std::memory_order_relaxed); }
+  // Paused time: jump the virtual clock forward to `tp`.
+  void advance_paused_clock(Clock::time_point tp) noexcept;
+
+  // The block_on thread of a multi_thread runtime: the main future's queue and its sleep.
+  InjectQueue& main_queue() noexcept { return main_queue_; }
+  bool main_is_idle() const noexcept { return main_idle_.load(std::memory_order_acquire); }
+  // How many task runs there have been (deadlock detection: a stuck runtime runs none).
+  std::uint64_t total_runs() const noexcept;
+
+  CurrentThread* current_thread() noexcept { return ct_.get(); }
+  MultiThread* multi_thread() noexcept { return mt_.get(); }
 
  private:
-  ~RuntimeCore() = default;
+  ~RuntimeCore();
 
-  // Runs `t`'s ready frames until it has none, completes, or uses up its budget (then it is
-  // queued again behind the others). Consumes the run queue's reference.
-  void run_task(TaskHeader* t) noexcept;
-  // run_task, and every kDriveInterval runs on this thread let the drivers fire what is due.
-  void run_and_drive(TaskHeader* t, int& runs_since_drive);
-  // Destroys the root frame (cancelled: first), publishes the output, wakes the joiner.
-  void finish(TaskHeader* t, bool cancelled) noexcept;
-  void register_task(TaskHeader* t);
-  void unregister_task(TaskHeader* t) noexcept;
-  void push_runnable(TaskHeader* t) noexcept;
-
-  void worker_main(std::size_t index);
-  // The block_on loop of a current_thread runtime: runs every task on this thread.
-  void run_current_thread(TaskHeader* main);
-  // Lets every driver fire what is due at `now`.
-  void drive(Clock::time_point now);
-  std::optional<Clock::time_point> next_deadline();
-  // Pops the next runnable task (FIFO, or seeded under deterministic); mu_ held.
-  TaskHeader* pop_runnable() noexcept;
-  // Called by the last awake thread after the grace period found nothing runnable, no armed
-  // timer and no task run in between: reports once, and returns the report for raise.
-  void report_deadlock();
-  void describe_task(TaskHeader* t, std::string& out);
-  bool main_is_idle();
-  template <class Lock>
-  [[noreturn]] void raise_deadlock(TaskHeader* main, Lock& lk);
-  // Called under mu_ before parking until `next`: false when an earlier deadline appeared.
-  bool park_deadline_settled(std::optional<Clock::time_point>& next);
+  // The list this thread registers its spawns on, and whether it must take the list's lock.
+  TaskList& spawn_list(bool& shared) noexcept;
+  void run_main_loop(TaskHeader* main);
+  [[noreturn]] void raise_deadlock(TaskHeader* main);
+  // Shutdown: cancels every task, however they are woken meanwhile, until none is left.
+  void cancel_everything();
+  // Calls f(list) for each share of the registry (defined below).
+  template <class F>
+  void for_each_list(F&& f);
 
   const RuntimeConfig config_;
-  std::atomic<std::size_t> refs_{1};  // the Runtime's, plus one per live task header
+  std::unique_ptr<CurrentThread> ct_;
+  std::unique_ptr<MultiThread> mt_;
 
-  // Run queue of the workers (multi_thread) or of the block_on thread (current_thread).
-  std::mutex mu_;
-  std::condition_variable work_cv_;    // idle threads wait here for tasks
-  std::condition_variable driver_cv_;  // the driving thread waits here for its deadline
-  TaskQueue queue_;
-  std::size_t idle_ = 0;
-  bool driver_busy_ = false;           // a parked thread is driving the timers
-  std::atomic<std::int64_t> driver_deadline_ns_{INT64_MAX};  // when it means to wake up
-  std::uint64_t deadline_gen_ = 0;     // bumped when a new earliest deadline appears
-  bool stopping_ = false;              // workers must exit
-  bool closed_ = false;                // shut down: queue nothing more
+  // The block_on future of a multi_thread runtime runs on its caller's thread only.
+  InjectQueue main_queue_;
+  Parker main_parker_;
+  std::atomic<bool> main_idle_{false};    // the block_on thread sleeps (or is not in block_on)
+  std::atomic<bool> blocking_{false};     // a block_on is running (one at a time)
+  std::atomic<std::uint64_t> main_runs_{0};
 
-  // The block_on main task of a multi_thread runtime runs on its caller's thread only.
-  std::mutex main_mu_;
-  std::condition_variable main_cv_;
-  TaskQueue main_queue_;
-  bool main_idle_ = false;             // the block_on thread waits for its task (main_mu_)
-  TaskHeader* main_ = nullptr;         // the current block_on future (main_mu_)
+  // Registry: the block_on/loop thread's list, and the list of every other thread (locked).
+  // Workers have their own (multi_thread/worker.hpp).
+  TaskList main_list_;
+  TaskList shared_list_;
+  std::atomic<std::uint64_t> ids_{1};
 
-  // Deadlock detection: task runs so far (a stuck runtime runs none during the grace period),
-  // the run count at the last report (report once per episode), the report for raise.
-  std::atomic<std::uint64_t> runs_{0};
-  std::uint64_t reported_at_runs_ = UINT64_MAX;  // mu_
-  std::string deadlock_report_;                  // main_mu_ (multi) / mu_ (current)
-  std::uint64_t rng_state_ = 0;                  // deterministic choice (mu_)
+  // Shutdown: set before cancelling; threads that are not the runtime's own count themselves
+  // in while they push onto its queues, and shutdown waits for them to leave.
+  std::atomic<bool> closing_{false};
+  std::atomic<std::uint32_t> outside_pushers_{0};
 
-  std::vector<std::thread> workers_;
-
-  // Every live task (for shutdown and dump_tasks).
-  std::mutex registry_mu_;
-  TaskHeader* registry_head_ = nullptr;
-  std::atomic<std::uint64_t> next_id_{1};
+  std::atomic<bool> deadlock_raised_{false};
+  std::mutex deadlock_mu_;
+  std::string deadlock_report_;  // deadlock_mu_
 
   std::mutex drivers_mu_;
   std::array<std::atomic<Driver*>, static_cast<std::size_t>(DriverKind::count)> drivers_{};
 
   const Clock::time_point origin_ = Clock::now();
-  std::atomic<std::int64_t> paused_ns_{0};  // virtual time since origin_, under start_paused
-  std::atomic<std::int64_t> coarse_now_ns_{0};  // clock at the last park/drive (for "idle since")
+  std::atomic<std::int64_t> paused_ns_{0};      // virtual time since origin_, under start_paused
+  std::atomic<std::int64_t> coarse_now_ns_{0};
+
+  friend class CurrentThread;
+  friend class MultiThread;
 };
+
+}  // namespace trpl::detail
+
+#include "runtime/scheduler/current_thread.hpp"
+#include "runtime/scheduler/multi_thread/worker.hpp"
+
+namespace trpl::detail {
+
+template <class F>
+void RuntimeCore::for_each_list(F&& f) {
+  f(main_list_);
+  f(shared_list_);
+  if (mt_) mt_->for_each_worker([&](Worker& w) { f(w.spawned); });
+}
 
 }  // namespace trpl::detail

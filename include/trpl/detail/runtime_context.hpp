@@ -21,7 +21,7 @@ inline thread_local RuntimeCore* tl_runtime = nullptr;
 RuntimeCore& current_runtime(const char* call);
 
 // Hands a prepared task (root created, not started) to the runtime: registers and schedules
-// it. Takes the "alive in the runtime" reference that the header starts with.
+// it. The registry takes the reference the cell keeps for it; the caller keeps the other.
 void spawn_prepared(RuntimeCore& rt, TaskHeader* t);
 // Runs `main` as the block_on future on this thread until it completes.
 void block_on_prepared(RuntimeCore& rt, TaskHeader* main);

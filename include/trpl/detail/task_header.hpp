@@ -1,177 +1,281 @@
-// TaskHeader: the one allocation behind each spawned task (and each block_on main future):
-// atomic state word, ready-frame queues, root frame, join slot. Only the runtime touches it.
+// A spawned task (or block_on main future) in memory: TaskHeader, the small cell that lives
+// until its JoinHandle is gone, and TaskCore, what the runtime needs only while the task is
+// alive, kept inside the task's root frame (freed when the task completes). Plus the wake
+// protocol between notifiers and the task's owner. Only the runtime and the leaf awaitables
+// touch these.
 #pragma once
 
 #include <atomic>
 #include <cassert>
 #include <coroutine>
 #include <cstdint>
+#include <exception>
 #include <source_location>
 #include <string>
+#include <thread>
 
-#include "trpl/detail/spin_lock.hpp"
+#include "trpl/detail/frame_pool.hpp"
 #include "trpl/detail/wake_node.hpp"
 
 namespace trpl::detail {
 
 class RuntimeCore;
-// Keeps the runtime's memory alive while a task header refers to it (defined by the runtime).
-void retain_runtime(RuntimeCore* rt) noexcept;
-void release_runtime(RuntimeCore* rt) noexcept;
+struct TaskHeader;
 
-// State word layout (low byte flags, reference count above):
-//   bit 0 SCHEDULED  the task is in a run queue, or was woken while RUNNING (run it again)
-//   bit 1 RUNNING    a thread owns the task: only it resumes or destroys frames, pops wakes
-//   bit 2 COMPLETE   the root frame is gone and the output is published
-//   bit 3 CANCELLED  abort() or shutdown asked for cancellation; the next run destroys frames
-//   bits 8..63       references: JoinHandle, "alive in the runtime", run queue, waking notifier
-struct TaskHeader {
-  static constexpr std::uint64_t kScheduled = 1;
-  static constexpr std::uint64_t kRunning = 2;
-  static constexpr std::uint64_t kComplete = 4;
-  static constexpr std::uint64_t kCancelled = 8;
-  static constexpr std::uint64_t kRefOne = 1u << 8;
+// A pause for the short waits of the protocols below (a peer is between two instructions);
+// after a while it yields the CPU so a preempted peer can finish.
+inline void spin_pause(unsigned& spins) noexcept {
+  if (++spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  } else {
+    std::this_thread::yield();
+  }
+}
 
-  explicit TaskHeader(RuntimeCore* rt) : rt(rt) { retain_runtime(rt); }
-  TaskHeader(const TaskHeader&) = delete;
-  TaskHeader& operator=(const TaskHeader&) = delete;
-  virtual ~TaskHeader() { release_runtime(rt); }
+// The intrusive link of the run queues that are lists (the inject queue, the current_thread
+// queue, the block_on queue). A task is on at most one run queue at a time.
+struct QueueLink {
+  std::atomic<QueueLink*> queue_next{nullptr};
+};
 
-  // Stores "cancelled" as the output (the root frame is already destroyed).
-  virtual void set_cancelled() = 0;
+// What the runtime keeps for a live task, inside its root frame's promise. Owner-only fields
+// are touched by the thread holding the task's RUNNING state (or, once, by its spawner before
+// the task is published).
+struct TaskCore : QueueLink {
+  TaskHeader* header = nullptr;
+  RuntimeCore* rt = nullptr;
+  // Ready frames, oldest first (owner only), fed from the header's wake stack.
+  WakeNode* ready_head = nullptr;
+  WakeNode* ready_tail = nullptr;
+  WakeNode* waits_head = nullptr;   // the armed nodes of this task's frames (owner only)
+  std::int64_t idle_since_ns = 0;   // runtime clock when it last went idle (owner only)
+  bool pinned = false;    // the block_on main future of a multi_thread runtime: its thread only
+  bool started = false;   // the root frame has been resumed once (owner only)
+  bool give_way = false;  // yield_now: requeue behind the ready work after this resume (owner)
 
-  void ref() noexcept { state.fetch_add(kRefOne, std::memory_order_relaxed); }
-  // Drops one reference; frees the task when it was the last.
-  void unref() noexcept {
-    if ((state.fetch_sub(kRefOne, std::memory_order_acq_rel) >> 8) == 1) delete this;
+  // Owner only: takes every node from the wake stack and appends them, oldest first.
+  inline void drain_wakes() noexcept;
+  // Owner only: appends a stack taken from the state word (newest first), oldest first.
+  inline void append_stack(WakeNode* stack) noexcept;
+  // Owner only: the oldest ready node, unlinked, or null.
+  inline WakeNode* pop_ready() noexcept;
+  // Owner only: appends a node the owner itself queues (yield_now).
+  void push_ready(WakeNode* n) noexcept {
+    n->next = nullptr;
+    n->prev = ready_tail;
+    n->in_ready = true;
+    if (ready_tail) ready_tail->next = n; else ready_head = n;
+    ready_tail = n;
   }
-  bool is_complete() const noexcept {
-    return (state.load(std::memory_order_acquire) & kComplete) != 0;
-  }
-
-  // Wake stack: any thread pushes (lock-free); the owner drains it into the ready list.
-  void push_wake(WakeNode* n) noexcept {
-    WakeNode* head = incoming.load(std::memory_order_relaxed);
-    do {
-      n->next = head;
-    } while (!incoming.compare_exchange_weak(head, n, std::memory_order_release,
-                                             std::memory_order_relaxed));
-  }
-  // Owner only: move every pushed wake to the tail of the ready list, oldest first.
-  void drain_wakes() noexcept {
-    WakeNode* n = incoming.exchange(nullptr, std::memory_order_acquire);
-    if (n == nullptr) return;
-    WakeNode* fifo = nullptr;  // reverse the LIFO stack
-    while (n != nullptr) {
-      WakeNode* next = n->next;
-      n->next = fifo;
-      fifo = n;
-      n = next;
-    }
-    for (WakeNode* m = fifo; m != nullptr;) {
-      WakeNode* next = m->next;
-      m->next = nullptr;
-      m->prev = ready_tail;
-      if (ready_tail) ready_tail->next = m; else ready_head = m;
-      ready_tail = m;
-      m = next;
-    }
-  }
-  // Owner only: the oldest ready wake, unlinked, or null.
-  WakeNode* pop_ready() noexcept {
-    if (ready_head == nullptr) drain_wakes();
-    WakeNode* n = ready_head;
-    if (n == nullptr) return nullptr;
-    ready_head = n->next;
-    if (ready_head) ready_head->prev = nullptr; else ready_tail = nullptr;
-    n->next = n->prev = nullptr;
-    return n;
-  }
-  // Owner only: take a queued node out of the ready queue (its frame is being destroyed).
-  void remove_ready(WakeNode* n) noexcept {
-    drain_wakes();  // the node's push finished before its state became queued
+  // Owner only: unlinks a node that is on the ready list.
+  void unlink_ready(WakeNode* n) noexcept {
     if (n->prev) n->prev->next = n->next; else ready_head = n->next;
     if (n->next) n->next->prev = n->prev; else ready_tail = n->prev;
     n->next = n->prev = nullptr;
+    n->in_ready = false;
   }
-  bool has_ready() const noexcept {
-    return ready_head != nullptr || incoming.load(std::memory_order_acquire) != nullptr;
-  }
-
-  std::atomic<std::uint64_t> state{kRefOne};  // one reference: "alive in the runtime"
-  std::atomic<WakeNode*> incoming{nullptr};
-  WakeNode* ready_head = nullptr;
-  WakeNode* ready_tail = nullptr;
-
-  RuntimeCore* const rt;
-  TaskHeader* queue_next = nullptr;      // run queue link (guarded by the queue)
-  TaskHeader* registry_prev = nullptr;   // list of live tasks (guarded by the runtime)
-  TaskHeader* registry_next = nullptr;
-  std::coroutine_handle<> root;          // owned; destroyed at completion or cancellation
-  WakeNode start;                        // the first wake: resume the root
-  bool pinned = false;                   // the block_on main future: runs on that thread only
-
-  WakeNode* waits_head = nullptr;        // armed nodes of this task's frames (owner only)
-  std::int64_t idle_since_ns = 0;        // runtime clock when it last went idle (owner only)
-
-  bool output_taken = false;             // the JoinHandle moved the output out (its owner only)
-
-  SpinLock join_lock;                    // guards join_waiter and the COMPLETE publication
-  WakeNode* join_waiter = nullptr;
-
-  std::uint64_t id = 0;
-  std::string name;
-  std::source_location spawned_at;
 };
 
-// The task whose frames this thread is running now (null outside a run loop).
-inline thread_local TaskHeader* tl_current_task = nullptr;
+// The root coroutine of every task: awaits the task's operation and stores its outcome in the
+// cell (task_cell.hpp). Its promise is where the TaskCore lives.
+struct RootPromise;
+using RootHandle = std::coroutine_handle<RootPromise>;
+struct RootCoroutine {
+  using promise_type = RootPromise;
+  RootHandle handle;
+};
+// It starts eagerly only to move the operation into its frame, then suspends until the run
+// loop starts it (see root_coroutine).
+struct RootPromise : PooledFrame {
+  TaskCore core;
+  std::exception_ptr creation_error;  // the operation's move threw (the body catches the rest)
+  RootCoroutine get_return_object() noexcept { return {RootHandle::from_promise(*this)}; }
+  std::suspend_never initial_suspend() const noexcept { return {}; }
+  std::suspend_always final_suspend() const noexcept { return {}; }
+  void return_void() const noexcept {}
+  void unhandled_exception() noexcept { creation_error = std::current_exception(); }
+};
 
-// Schedules `t` to run (from any thread). Defined by the runtime.
-void schedule(TaskHeader* t) noexcept;
+// How the type-erased runtime reaches a cell's typed output.
+struct TaskOps {
+  void (*drop_output)(TaskHeader*) noexcept;    // destroys an output nobody will read
+  void (*free_cell)(TaskHeader*) noexcept;      // destroys what is left and frees the cell
+  void (*set_cancelled)(TaskHeader*, std::string who);  // stores "cancelled" as the output
+};
+
+// The state word `sched`: the task's wake stack and four flags in its low bits.
+//   bit 0 SCHEDULED  on a run queue or about to be pushed on one (whoever set it pushes), or,
+//                    while RUNNING, "look again before going idle" (abort)
+//   bit 1 RUNNING    a thread owns the task: only it resumes or destroys frames, reads the
+//                    wake stack into the ready list, or completes the task
+//   bit 2 COMPLETE   the root frame is destroyed and the output published; final
+//   bit 3 DETACHED   the JoinHandle is gone without taking the output: whoever sees both
+//                    COMPLETE and DETACHED set by the other destroys the output
+//   bits 4..63       the wake stack: WakeNodes pushed by notifiers, newest first
+// Transitions (each one CAS or fetch_or; the Promela model models/task_state.pml checks them):
+//   fire:   push a node; if neither SCHEDULED, RUNNING nor COMPLETE: also set SCHEDULED, and
+//           the notifier enqueues the task. A task that is SCHEDULED and not RUNNING cannot
+//           complete, so the enqueuer may touch it without holding a reference.
+//   run:    SCHEDULED, !RUNNING -> RUNNING, taking the whole stack (the run queue's popper).
+//   idle:   RUNNING, empty stack, !SCHEDULED -> 0 (else: take the stack / clear SCHEDULED and
+//           keep running).
+//   give way (budget, yield_now): RUNNING -> SCHEDULED, and the runner enqueues it again.
+//   finish: RUNNING -> COMPLETE (the stack is empty: every frame deregistered when destroyed).
+// The life word `life`: bit 0 CANCELLED (abort asked; read by the runner after it claims the
+// task), bits 1.. references (the registry's, the JoinHandle's, a dump's).
+struct TaskHeader {
+  static constexpr std::uintptr_t kScheduled = 1, kRunning = 2, kComplete = 4, kDetached = 8;
+  static constexpr std::uintptr_t kFlags = 15;
+  static constexpr std::uint32_t kCancelled = 1, kRefOne = 2;
+
+  explicit TaskHeader(const TaskOps* o) noexcept : ops(o) {}
+  TaskHeader(const TaskHeader&) = delete;
+  TaskHeader& operator=(const TaskHeader&) = delete;
+
+  static WakeNode* stack_of(std::uintptr_t s) noexcept {
+    return reinterpret_cast<WakeNode*>(s & ~kFlags);
+  }
+  TaskCore& core() noexcept { return root.promise().core; }
+
+  void ref() noexcept { life.fetch_add(kRefOne, std::memory_order_relaxed); }
+  // Drops one reference; frees the cell with the last one.
+  void unref() noexcept {
+    if (life.fetch_sub(kRefOne, std::memory_order_acq_rel) < 2 * kRefOne) ops->free_cell(this);
+  }
+  bool is_complete() const noexcept {
+    return (sched.load(std::memory_order_acquire) & kComplete) != 0;
+  }
+  bool is_cancelled() const noexcept {
+    return (life.load(std::memory_order_acquire) & kCancelled) != 0;
+  }
+
+  // Born SCHEDULED: its spawner pushes it on a run queue.
+  std::atomic<std::uintptr_t> sched{kScheduled};
+  std::atomic<std::uint32_t> life{2 * kRefOne};  // the registry's and the handle's
+  enum Output : std::uint8_t { kNoOutput, kValue, kError };
+  std::uint8_t output = kNoOutput;  // written before COMPLETE, read after it
+  bool output_taken = false;        // the JoinHandle moved it out (its owner only)
+  RootHandle root;                  // owned; null once the task completed
+  std::atomic<WakeNode*> join_waiter{nullptr};  // the frame awaiting the JoinHandle
+  const TaskOps* ops;
+  std::uint64_t id = 0;
+  TaskHeader* registry_next = nullptr;  // the spawning thread's list of tasks (registry.hpp)
+  // For dump_tasks, which names even running tasks (their core may vanish at any moment):
+  // the name given to spawn_task (owned, null when none) and where it was called.
+  char* name = nullptr;
+  std::source_location spawned_at{};
+
+  ~TaskHeader() { delete[] name; }
+  void set_name(const std::string& n) {
+    if (n.empty()) return;
+    name = new char[n.size() + 1];
+    n.copy(name, n.size());
+    name[n.size()] = '\0';
+  }
+  const char* name_or_empty() const noexcept { return name ? name : ""; }
+};
+
+inline void TaskCore::drain_wakes() noexcept {
+  std::uintptr_t s = header->sched.load(std::memory_order_relaxed);
+  while (TaskHeader::stack_of(s) != nullptr) {
+    if (header->sched.compare_exchange_weak(s, s & TaskHeader::kFlags, std::memory_order_acquire,
+                                            std::memory_order_relaxed)) {
+      break;
+    }
+  }
+  append_stack(TaskHeader::stack_of(s));
+}
+
+inline void TaskCore::append_stack(WakeNode* n) noexcept {
+  if (n == nullptr) return;
+  WakeNode* fifo = nullptr;  // reverse the LIFO stack
+  while (n != nullptr) {
+    WakeNode* next = n->next;
+    n->next = fifo;
+    fifo = n;
+    n = next;
+  }
+  for (WakeNode* m = fifo; m != nullptr;) {
+    WakeNode* next = m->next;
+    push_ready(m);
+    m = next;
+  }
+}
+
+inline WakeNode* TaskCore::pop_ready() noexcept {
+  if (ready_head == nullptr) drain_wakes();
+  WakeNode* n = ready_head;
+  if (n == nullptr) return nullptr;
+  ready_head = n->next;
+  if (ready_head) ready_head->prev = nullptr; else ready_tail = nullptr;
+  n->next = n->prev = nullptr;
+  n->in_ready = false;
+  return n;
+}
+
+// The task whose frames this thread is running now (null outside a run loop).
+inline thread_local constinit TaskHeader* tl_current_task = nullptr;
+
+// Pushes a task that fire() (or a schedule) moved from idle to SCHEDULED onto a run queue:
+// the current worker's, or the runtime's inject queue, or the block_on thread's. Defined by
+// the runtime; any thread.
+void enqueue_woken(TaskHeader* t) noexcept;
 
 [[noreturn]] void throw_not_in_task(const char* call);
 
-// Registers `n` for the current task's frame `h` (caller holds the wait list's lock): on every
-// suspension, so inline. Throws trpl::Error when no task of a runtime runs on this thread.
+// Registers `n` for the current task's frame `h` (the caller holds whatever makes the node
+// visible to notifiers, or publishes it afterwards). On every suspension, so inline. Throws
+// trpl::Error when no task of a runtime runs on this thread.
 inline void arm(WakeNode& n, std::coroutine_handle<> h, const char* call) {
   TaskHeader* t = tl_current_task;
   if (t == nullptr) [[unlikely]] throw_not_in_task(call);
   n.task = t;
   n.frame = h;
 #if TRPL_RECORDING
-  n.waits_next = t->waits_head;
-  t->waits_head = &n;
+  TaskCore& c = t->core();
+  n.waits_next = c.waits_head;
+  c.waits_head = &n;
 #endif
   n.state.store(WakeNode::kRegistered, std::memory_order_relaxed);
 }
 
-// Notifier side, under the wait list's lock, after unlinking `n`: queue its frame on its task.
-// Returns the task with a reference held; pass it to `wake_after_unlock` once the lock is
-// released.
-inline TaskHeader* fire_locked(WakeNode& n) noexcept {
+// Notifier side, after taking `n` out of whatever it waited in: queue its frame on its task.
+// Returns the task when the caller must enqueue it (pass it to wake_after_unlock once any lock
+// is released), else null. The node is not touched after the push.
+[[nodiscard]] inline TaskHeader* fire(WakeNode& n) noexcept {
   TaskHeader* t = n.task;
-  t->ref();
-  // State first: once pushed, the owner may pop, resume and destroy the node at any moment.
   n.state.store(WakeNode::kQueued, std::memory_order_relaxed);
-  t->push_wake(&n);
-  return t;
+  std::uintptr_t s = t->sched.load(std::memory_order_relaxed);
+  for (;;) {
+    n.next = TaskHeader::stack_of(s);
+    const bool idle =
+        (s & (TaskHeader::kScheduled | TaskHeader::kRunning | TaskHeader::kComplete)) == 0;
+    const std::uintptr_t ns = reinterpret_cast<std::uintptr_t>(&n) | (s & TaskHeader::kFlags) |
+                              (idle ? TaskHeader::kScheduled : 0);
+    if (t->sched.compare_exchange_weak(s, ns, std::memory_order_acq_rel,
+                                       std::memory_order_relaxed)) {
+      return idle ? t : nullptr;
+    }
+  }
 }
+// The lock-based notifiers' name for it (they call it under their lock).
+[[nodiscard]] inline TaskHeader* fire_locked(WakeNode& n) noexcept { return fire(n); }
 inline void wake_after_unlock(TaskHeader* t) noexcept {
-  schedule(t);
-  t->unref();
+  if (t != nullptr) enqueue_woken(t);
 }
 
-// Owner side: the node is no longer waited on (resumed, or unlinked from its wait list by its
-// awaiter's destructor under that list's lock): back to idle, off the task's list of waits.
-// `t` is n's task (the run loop passes the one it runs, saving a load).
+// Owner side: the node is no longer waited on (resumed, or taken back from its wait
+// structure): back to idle, off the task's list of waits. `t` is n's task.
 inline void disarm(TaskHeader* t, WakeNode& n) noexcept {
 #if TRPL_RECORDING
   // A stack: the node is almost always on top (one wait per task); join children walk a few.
-  if (t->waits_head == &n) [[likely]] {
-    t->waits_head = n.waits_next;
+  TaskCore& c = t->core();
+  if (c.waits_head == &n) [[likely]] {
+    c.waits_head = n.waits_next;
   } else {
-    WakeNode** link = &t->waits_head;
+    WakeNode** link = &c.waits_head;
     while (*link != &n && *link != nullptr) link = &(*link)->waits_next;
     if (*link == &n) *link = n.waits_next;
   }
@@ -182,16 +286,18 @@ inline void disarm(TaskHeader* t, WakeNode& n) noexcept {
 }
 inline void disarm(WakeNode& n) noexcept { disarm(n.task, n); }
 
-// Owner side, under the wait list's lock (so a notifier's push is complete): forget a node
-// that is already queued on the current task.
+// Owner side: forget a node a notifier queued (or is queueing) on the current task. The push
+// may still be in flight: drain the wake stack until the node is on the ready list.
 inline void cancel_queued(WakeNode& n) noexcept {
-  n.task->remove_ready(&n);
+  TaskCore& c = n.task->core();
+  for (unsigned spins = 0; !n.in_ready; spin_pause(spins)) c.drain_wakes();
+  c.unlink_ready(&n);
   disarm(n);
 }
 
-// Owner side, in an awaiter's destructor, holding the wait list's lock: if the node is still
-// registered, `unlink` takes it out of the wait list; if a notifier already queued it, it is
-// taken off the task's ready list. Either way nothing will resume the frame.
+// Owner side, in an awaiter's destructor, holding the wait structure's lock: if the node is
+// still registered, `unlink` takes it out; if a notifier already queued it, it is taken off
+// the task's ready list. Either way nothing will resume the frame.
 template <class Unlink>
 void cancel_locked(WakeNode& n, Unlink&& unlink) noexcept {
   if (n.load_state() == WakeNode::kRegistered) {

@@ -1,5 +1,6 @@
 // WakeNode: the registration a suspended leaf awaitable (timer, channel, join handle) leaves
-// in a wait list. Notifying it queues its frame on its task; the owner can always cancel it.
+// with whatever will wake it. Notifying it queues its frame on its task; the owner can always
+// cancel it.
 #pragma once
 
 #include <atomic>
@@ -28,23 +29,29 @@ struct WaitKind {
 
 // The protocol (DESIGN.md, "the hard race"). A node lives inside an awaiter, in the coroutine
 // frame of the task that waits. Its `state` moves:
-//   idle --arm (owner, under the wait list's lock)--> registered
-//   registered --fire_locked (notifier, under the same lock, after unlinking)--> queued
-//   queued --run loop pops it (owner)--> idle, then the frame is resumed
-// The notifier pushes the node onto the task's wake stack while it still holds the wait list's
-// lock, so an owner that takes the lock afterwards sees `queued` with the push complete. The
-// awaiter's destructor (always run by the owner, rule 1) therefore: idle -> nothing (only the
-// owner leaves idle); otherwise take the lock and, if still registered, unlink; if queued,
-// remove the node from the task's ready list, which only the owner consumes. Nothing can
-// resume a destroyed frame, and no notifier touches a node after its push.
-struct WakeNode {
+//   idle --arm (owner)--> registered
+//   registered --fire (the one notifier that took the node out of its wait structure)--> queued
+//   queued --the owner's run loop pops it--> idle, then the frame is resumed
+// fire() stores `queued`, then pushes the node onto its task's wake stack (one CAS on the
+// task's state word); after that push it never touches the node again. Only the owner (the
+// thread holding the task's RUNNING state) leaves idle, pops the ready list or destroys the
+// frame. So the awaiter's destructor (run by the owner): idle -> nothing; registered -> take
+// the node back from the wait structure (under its lock, or by a CAS that the notifier would
+// otherwise win); if a notifier won, the node is or soon will be on the task's wake stack:
+// cancel_queued() drains that stack until the node shows up (a bounded wait: the notifier is
+// between two instructions) and unlinks it from the ready list. Nothing resumes a destroyed
+// frame, and no notifier touches a node after its push.
+//
+// 16-byte aligned: the task's state word keeps flags in the low 4 bits of the stack's head.
+struct alignas(16) WakeNode {
   enum State : std::uint8_t { kIdle, kRegistered, kQueued };
 
-  WakeNode* next = nullptr;  // wait list link, then wake stack / ready list link
+  WakeNode* next = nullptr;  // wait-structure link, then wake stack / ready list link
   WakeNode* prev = nullptr;
   std::coroutine_handle<> frame;
   TaskHeader* task = nullptr;
   std::atomic<std::uint8_t> state{kIdle};
+  bool in_ready = false;  // on the owner's ready list (owner only)
   // Diagnostics (read by dump_tasks while it holds the task, so never concurrently with the
   // owner): what the frame waits on, where, and what `kind->describe` looks at.
   const struct WaitKind* kind = nullptr;

@@ -1,0 +1,148 @@
+// The task lifecycle both schedulers share: running a task's ready frames (run_task), giving
+// way, going idle, and finishing — destroying the frames, publishing the output, waking the
+// joiner. The state word's transitions are described in trpl/detail/task_header.hpp.
+#include <cassert>
+
+#include "runtime/runtime_core.hpp"
+#include "trpl/detail/task_cell.hpp"
+#include "trpl/task.hpp"
+
+namespace trpl::detail {
+
+namespace {
+// A task that keeps being woken while it runs gives way to the others after this many resumes.
+constexpr int kRunBudget = 128;
+
+using H = TaskHeader;
+
+// The thread-locals of "this thread runs task t's frames", restored on every way out.
+struct RunningTask {
+  explicit RunningTask(TaskHeader* t) noexcept
+      : outer_task(tl_current_task), outer_trampoline(tl_trampoline) {
+    tl_current_task = t;
+    tl_trampoline = &trampoline;
+  }
+  ~RunningTask() {
+    tl_current_task = outer_task;
+    tl_trampoline = outer_trampoline;
+  }
+  RunningTask(const RunningTask&) = delete;
+  TaskHeader* const outer_task;
+  Trampoline* const outer_trampoline;
+  Trampoline trampoline;
+};
+
+}  // namespace
+
+void RuntimeCore::claim_scheduled(TaskHeader* t) noexcept {
+  std::uintptr_t s = t->sched.load(std::memory_order_relaxed);
+  while (!t->sched.compare_exchange_weak(s, (s & H::kDetached) | H::kRunning,
+                                         std::memory_order_acquire, std::memory_order_relaxed)) {
+  }
+  assert((s & H::kScheduled) && !(s & (H::kRunning | H::kComplete)));
+  t->core().append_stack(H::stack_of(s));
+}
+
+void RuntimeCore::run_task(TaskHeader* t) noexcept {
+  claim_scheduled(t);
+  TaskCore& c = t->core();
+  RunningTask running(t);
+  int budget = kRunBudget;
+  for (;;) {
+    if (t->life.load(std::memory_order_acquire) & H::kCancelled) [[unlikely]] {
+      finish(t, true);
+      running.trampoline.drain();
+      return;
+    }
+    if (WakeNode* n = c.pop_ready()) {
+      disarm(t, *n);
+      n->frame.resume();
+    } else if (!c.started) [[unlikely]] {
+      c.started = true;
+      t->root.resume();
+    } else {
+      // Nothing ready: go idle, unless a wake (or an abort) arrived since the last look.
+      std::uintptr_t s = t->sched.load(std::memory_order_acquire);
+      if (H::stack_of(s) != nullptr || (s & H::kScheduled)) {
+        if (t->sched.compare_exchange_weak(s, (s & H::kDetached) | H::kRunning,
+                                           std::memory_order_acquire, std::memory_order_relaxed)) {
+          c.append_stack(H::stack_of(s));
+        }
+        continue;
+      }
+#if TRPL_RECORDING
+      c.idle_since_ns = coarse_now_ns();
+#endif
+      if (t->sched.compare_exchange_weak(s, s & ~H::kRunning, std::memory_order_release,
+                                         std::memory_order_relaxed)) {
+        return;
+      }
+      continue;
+    }
+    running.trampoline.drain();
+    if (t->root.done()) {
+      finish(t, false);
+      running.trampoline.drain();
+      return;
+    }
+    if (c.give_way || --budget == 0) [[unlikely]] {
+      const bool more = c.ready_head != nullptr ||
+                        H::stack_of(t->sched.load(std::memory_order_relaxed)) != nullptr;
+      if (c.give_way || more) {
+        // Give way: RUNNING -> SCHEDULED, then behind the ready work.
+        c.give_way = false;
+        std::uintptr_t s = t->sched.load(std::memory_order_relaxed);
+        while (!t->sched.compare_exchange_weak(s, (s | H::kScheduled) & ~H::kRunning,
+                                               std::memory_order_release, std::memory_order_relaxed)) {
+        }
+        enqueue(t, EnqueueKind::yielded);
+        return;
+      }
+      budget = kRunBudget;
+    }
+  }
+}
+
+bool RuntimeCore::claim_idle(TaskHeader* t) noexcept {
+  std::uintptr_t s = t->sched.load(std::memory_order_acquire);
+  for (;;) {
+    if ((s & (H::kScheduled | H::kRunning | H::kComplete)) != 0) return false;
+    if (t->sched.compare_exchange_weak(s, s | H::kRunning, std::memory_order_acquire,
+                                       std::memory_order_acquire)) {
+      return true;
+    }
+  }
+}
+
+void RuntimeCore::cancel_claimed(TaskHeader* t) noexcept {
+  RunningTask running(t);
+  finish(t, true);
+  running.trampoline.drain();
+}
+
+void RuntimeCore::finish(TaskHeader* t, bool cancelled) noexcept {
+  // The name is in the core, which dies with the root frame.
+  std::string who;
+  if (cancelled) who = describe_task_name(t);
+  // Destroying the root destroys every frame the task owns; their awaiters deregister (through
+  // t->core(), still alive while the frames' locals are destroyed).
+  t->root.destroy();
+  t->root = nullptr;
+  if (cancelled) t->ops->set_cancelled(t, std::move(who));
+  std::uintptr_t s = t->sched.load(std::memory_order_relaxed);
+  for (;;) {
+    assert(H::stack_of(s) == nullptr && "a destroyed frame left a wake queued");
+    if (t->sched.compare_exchange_weak(s, (s & H::kDetached) | H::kComplete,
+                                       std::memory_order_seq_cst, std::memory_order_relaxed)) {
+      break;
+    }
+  }
+  if (s & H::kDetached) t->ops->drop_output(t);  // nobody will read it: destroy it now
+  // A frame awaiting the JoinHandle (see JoinHandle::Awaiter for the other side).
+  WakeNode* w = t->join_waiter.load(std::memory_order_seq_cst);
+  if (w != nullptr && t->join_waiter.compare_exchange_strong(w, nullptr, std::memory_order_seq_cst)) {
+    wake_after_unlock(fire(*w));
+  }
+}
+
+}  // namespace trpl::detail
