@@ -1,5 +1,5 @@
 // trpl for C++: everything the Rust book's async chapter uses, under the book's names.
-// #include <trpl/trpl.hpp>, then trpl::run, spawn_task, sleep, join, join3, channel.
+// #include <trpl/trpl.hpp>, then trpl::run, spawn_task, sleep, join, join3, channel, yield_now.
 #pragma once
 
 #include "trpl/awaitable.hpp"
@@ -12,3 +12,4 @@
 #include "trpl/sync/channel.hpp"
 #include "trpl/task.hpp"
 #include "trpl/time.hpp"
+#include "trpl/yield_now.hpp"

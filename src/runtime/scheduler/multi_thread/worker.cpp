@@ -68,11 +68,18 @@ void MultiThread::push_local(Worker& w, TaskHeader* t, bool back) noexcept {
 
 void MultiThread::schedule(TaskHeader* t, EnqueueKind kind) noexcept {
   if (Worker* w = this_worker()) {
-    if (kind == EnqueueKind::woken && tl_current_task != nullptr) {
+    if (kind != EnqueueKind::yielded && tl_current_task != nullptr) {
+      // Woken or spawned by the running task: it runs next, here (as tokio and Go do). The
+      // slot is not stealable, so filling an empty one tells nobody: a chain of spawns or a
+      // ping-pong pair stays on this worker instead of waking another per step.
       TaskHeader* prev = w->lifo;
+      const bool prev_spawned = w->lifo_spawned;
       w->lifo = t;
-      if (prev == nullptr) return;  // this worker runs it next: nobody else to tell
-      push_local(*w, prev, false);  // the displaced task goes behind the others
+      w->lifo_spawned = kind == EnqueueKind::spawned;
+      if (prev == nullptr) return;
+      // The displaced task: a spawn stays next in line (the back: depth first), a wake goes
+      // behind the others.
+      push_local(*w, prev, prev_spawned);
     } else {
       push_local(*w, t, kind == EnqueueKind::spawned);
     }
@@ -111,20 +118,25 @@ TaskHeader* MultiThread::pop_inject(Worker& w, bool batch) noexcept {
 
 TaskHeader* MultiThread::next_task(Worker& w) noexcept {
   ++w.tick;
+  // Fairness first: now and then the inject queue, and the oldest local task.
   if (w.tick % kGlobalInterval == 0) {
     if (TaskHeader* t = pop_inject(w, false)) return t;
   }
+  if (w.tick % kFrontInterval == kFrontPhase) {
+    if (TaskHeader* t = w.queue.pop_front()) return t;
+  }
   if (w.lifo != nullptr) {
-    if (w.lifo_polls < kMaxLifoPolls) {
+    // A spawned task keeps its place (depth first); a woken one runs at most kMaxLifoPolls
+    // times in a row, so a ping-pong pair cannot starve the rest.
+    if (w.lifo_spawned || w.lifo_polls < kMaxLifoPolls) {
       ++w.lifo_polls;
       return std::exchange(w.lifo, nullptr);
     }
-    push_local(w, std::exchange(w.lifo, nullptr), false);  // enough: behind the others
-    notify_one();
+    // Enough in a row: behind the others. No wake-up for it: this worker is busy with it.
+    push_local(w, std::exchange(w.lifo, nullptr), false);
   }
   w.lifo_polls = 0;
-  TaskHeader* t = w.tick % kFrontInterval == kFrontPhase ? w.queue.pop_front() : w.queue.pop_back();
-  if (t != nullptr) return t;
+  if (TaskHeader* t = w.queue.pop_back()) return t;
   return pop_inject(w, true);
 }
 

@@ -30,6 +30,7 @@ struct Worker {
   // The task woken by the running task: it runs next, on this worker (not stealable), at
   // most kMaxLifoPolls times in a row; then it goes behind the others.
   TaskHeader* lifo = nullptr;
+  bool lifo_spawned = false;  // the slot holds a task spawned (not woken) by the running one
   std::uint32_t lifo_polls = 0;
   std::uint32_t tick = 0;
   bool searching = false;       // counted as searching in Idle
