@@ -1,17 +1,11 @@
 // trpl_bench <workload> <N>: the peers' workloads (../shared/peers, shaped like the tokio peer) on trpl,
 // printing the peers' one-line format. Exit 3: workload not implemented; exit 1: a check of the result failed.
 // Workloads: spawn_join, spawn_join_block_on, chan_throughput_st/_mt, ping_pong, timers, fan_in, skynet, fib,
-// chained_spawn, yield_many (only when <trpl/yield_now.hpp> exists), and join_many_detail (not in the runner).
+// chained_spawn, yield_many; and two of trpl's own (not in the peers' runner): idle_cpu and run_overhead.
+// join_many needs join_all (the chapter's issue): it exits 3 until then.
 #include <trpl/trpl.hpp>
 
-// trpl::yield_now() (tokio::task::yield_now) is declared in <trpl/yield_now.hpp> once it exists; until then
-// yield_many exits 3 like any workload trpl does not implement.
-#if __has_include(<trpl/yield_now.hpp>)
-#include <trpl/yield_now.hpp>
-#define TRPL_BENCH_HAS_YIELD_NOW 1
-#else
-#define TRPL_BENCH_HAS_YIELD_NOW 0
-#endif
+#include <sys/resource.h>
 
 #include <chrono>
 #include <coroutine>
@@ -217,112 +211,6 @@ void timers(u64 n) {
   report("timers", n, secs, (secs - 1.0) * 1e9 / n);
 }
 
-// ---------- W5 join_many: NOT implemented with the public API (exit 3).
-// The workload needs a "yield once" (tokio::task::yield_now) and a join over a runtime-sized set.
-// trpl's public API has neither: join() is variadic (fixed arity), sleep(0ms) completes without
-// suspending, and the only way to suspend and be re-woken is a leaf awaitable (sleep, recv,
-// JoinHandle) whose wake-up goes through trpl::detail (arm / fire_locked / wake_after_unlock).
-// `join_many_detail` below builds both from trpl::detail, for an indicative figure only; it is not
-// in the runner's workload list.
-
-struct YieldOnce {  // re-queues the awaiting frame on its own task (tokio's yield_now)
-  trpl::detail::WakeNode node;
-  YieldOnce() = default;
-  YieldOnce(const YieldOnce&) = delete;
-  ~YieldOnce() {
-    if (node.load_state() != trpl::detail::WakeNode::kIdle) trpl::detail::cancel_queued(node);
-  }
-  bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) {
-    trpl::detail::arm(node, h, "yield_once");
-    trpl::detail::wake_after_unlock(trpl::detail::fire_locked(node));
-  }
-  void await_resume() const noexcept {}
-};
-
-// join_all over a vector of Task<u64>, inside the awaiting task (futures::future::join_all). Each child
-// is a small coroutine that awaits its Task, stores the value, destroys itself, and resumes the parent
-// when it is the last. (Bench-only: destroying the awaiting frame mid-join would leak the children.)
-struct JoinAllState {
-  std::size_t remaining = 0;
-  bool starting = false;  // the parent is still starting children on its stack
-  std::coroutine_handle<> parent;
-};
-
-struct JoinAllChild {
-  struct promise_type {
-    JoinAllState* state = nullptr;
-    JoinAllChild get_return_object() noexcept {
-      return {std::coroutine_handle<promise_type>::from_promise(*this)};
-    }
-    std::suspend_always initial_suspend() const noexcept { return {}; }
-    struct Final {
-      bool await_ready() const noexcept { return false; }
-      std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> self) const noexcept {
-        JoinAllState* s = self.promise().state;
-        self.destroy();
-        if (--s->remaining == 0 && !s->starting) return s->parent;
-        return std::noop_coroutine();
-      }
-      void await_resume() const noexcept {}
-    };
-    Final final_suspend() const noexcept { return {}; }
-    void return_void() const noexcept {}
-    void unhandled_exception() const noexcept { std::terminate(); }
-  };
-  std::coroutine_handle<promise_type> handle;
-};
-
-JoinAllChild join_all_child(Task<u64> op, u64* slot) { *slot = co_await std::move(op); }
-
-class JoinAll {
- public:
-  explicit JoinAll(std::vector<Task<u64>> ops) : ops_(std::move(ops)), results_(ops_.size()) {}
-  bool await_ready() const noexcept { return ops_.empty(); }
-  bool await_suspend(std::coroutine_handle<> parent) {
-    state_.parent = parent;
-    state_.remaining = ops_.size();
-    state_.starting = true;
-    for (std::size_t i = 0; i < ops_.size(); ++i) {
-      JoinAllChild c = join_all_child(std::move(ops_[i]), &results_[i]);
-      c.handle.promise().state = &state_;
-      c.handle.resume();  // runs until its first suspension (or to the end)
-    }
-    state_.starting = false;
-    return state_.remaining != 0;
-  }
-  std::vector<u64> await_resume() { return std::move(results_); }
-
- private:
-  std::vector<Task<u64>> ops_;
-  std::vector<u64> results_;
-  JoinAllState state_;
-};
-
-Task<u64> yield_then_value(u64 i) {
-  co_await YieldOnce{};
-  co_return i & 7;
-}
-
-Task<double> join_many_driver(u64 n) {
-  auto t = clk::now();
-  std::vector<Task<u64>> futs;
-  futs.reserve(n);
-  for (u64 i = 0; i < n; ++i) futs.push_back(yield_then_value(i));
-  std::vector<u64> res = co_await JoinAll(std::move(futs));
-  double e = since(t);
-  u64 s = 0;
-  for (u64 v : res) s += v;
-  check(res.size() == n && s == sum_of_i_and_7(n), "join_many sum");
-  co_return e;
-}
-
-void join_many_detail(u64 n) {
-  auto rt = current_thread();
-  double secs = block_on_spawned(rt, join_many_driver(n));
-  report("join_many_detail", n, secs, secs * 1e9 / n);
-}
-
 // ---------- W6 fan_in: 8 producers each send N/8 u64 into one unbounded channel, one consumer, 2 workers.
 
 Task<double> fan_in_driver(u64 per) {
@@ -456,7 +344,6 @@ void chained_spawn(u64 n) {
 // ---------- W10 yield_many: 200 spawned tasks each loop N/200 times over `co_await trpl::yield_now()` and return
 // their count; the driver awaits the handles in order. 2 workers. per_op = wall / total yields (n = 200 * (N/200)).
 // Needs <trpl/yield_now.hpp>; without it the workload exits 3.
-#if TRPL_BENCH_HAS_YIELD_NOW
 
 constexpr u64 kYieldTasks = 200;
 
@@ -493,7 +380,34 @@ void yield_many(u64 n) {
   report("yield_many", total, secs, secs * 1e9 / total);
 }
 
-#endif  // TRPL_BENCH_HAS_YIELD_NOW
+
+// ---------- trpl's own: idle_cpu (N ms): a 2-worker runtime whose main future sleeps N ms; per_op_ns = CPU
+// time of the whole process per ms slept (the idle runtime's cost; the issue's bar: < 10 ms over 2 s).
+// run_overhead (N): N times trpl::run of a future that returns at once; per_op_ns = wall time per run.
+
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
+}
+
+void idle_cpu(u64 ms) {
+  auto rt = multi_thread();
+  const double c0 = cpu_seconds();
+  rt.block_on([ms]() -> Task<void> { co_await trpl::sleep(std::chrono::milliseconds(ms)); });
+  const double cpu = cpu_seconds() - c0;
+  report("idle_cpu", ms, cpu, cpu * 1e9 / static_cast<double>(ms));
+}
+
+void run_overhead(u64 n) {
+  auto t = clk::now();
+  for (u64 i = 0; i < n; ++i) {
+    if (trpl::run([]() -> Task<u64> { co_return 7; }) != 7) fail("run_overhead value");
+  }
+  double secs = since(t);
+  report("run_overhead", n, secs, secs * 1e9 / static_cast<double>(n));
+}
 
 }  // namespace
 
@@ -514,17 +428,16 @@ int main(int argc, char** argv) {
   else if (w == "chan_throughput_mt") chan_throughput(n, true);
   else if (w == "ping_pong") ping_pong(n);
   else if (w == "timers") timers(n);
-  else if (w == "join_many_detail") join_many_detail(n);  // not the public API; see W5
   else if (w == "fan_in") fan_in(n);
   else if (w == "skynet") skynet(n);
   else if (w == "fib") fib(n);
   else if (w == "chained_spawn") chained_spawn(n);
-#if TRPL_BENCH_HAS_YIELD_NOW
   else if (w == "yield_many") yield_many(n);
-#endif
+  else if (w == "idle_cpu") idle_cpu(n);
+  else if (w == "run_overhead") run_overhead(n);
   else {
     std::fprintf(stderr, "unsupported workload %s\n", w.c_str());
-    return 3;  // includes join_many (no dynamic join in trpl, see W5) and yield_many without yield_now.hpp (W10)
+    return 3;  // includes join_many (needs join_all)
   }
   return 0;
 }

@@ -80,7 +80,7 @@ JoinHandle {
     }
     bool await_suspend(std::coroutine_handle<> h) {
       auto* cell = handle_.cell_;
-      detail::note_wait(node_, kWaitKind, nullptr, cell);
+      detail::note_wait(node_, kWaitKind, cell);
       detail::arm(node_, h, "JoinHandle::operator co_await");
       detail::WakeNode* none = nullptr;
       if (!cell->join_waiter.compare_exchange_strong(none, &node_, std::memory_order_seq_cst)) {

@@ -87,9 +87,9 @@ class PromiseBase : public PooledFrame {
 
   std::coroutine_handle<> continuation_;
   std::exception_ptr exception_;
-  ChildState state_ = ChildState::not_started;
   PromiseBase* deferred_next_ = nullptr;  // link in Trampoline's deferred starts
   std::coroutine_handle<> self_;          // set when deferred
+  ChildState state_ = ChildState::not_started;
   bool deferred_ = false;                 // waiting in the trampoline for its start
 };
 

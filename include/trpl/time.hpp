@@ -67,7 +67,8 @@ class Instant {
 };
 
 namespace detail {
-// Registers/cancels timer entries with the current runtime's timer driver (src/time).
+// Registers/cancels timer entries with the current runtime's timer driver (src/time); the
+// entry's task finds the driver for cancel.
 void timer_register(TimerEntry& entry, Clock::time_point deadline);
 void timer_cancel(TimerEntry& entry) noexcept;
 }  // namespace detail
@@ -82,11 +83,18 @@ void timer_cancel(TimerEntry& entry) noexcept;
 class [[nodiscard("a Sleep does nothing until it is awaited")]] Sleep {
  public:
   explicit Sleep(Instant deadline, std::source_location where = std::source_location::current())
-      : deadline_(deadline), where_(where) {}
-  Sleep(Sleep&& other) noexcept : deadline_(other.deadline_), where_(other.where_) {}
+      : deadline_(deadline) {
+    entry_.where = where;
+  }
+  Sleep(Sleep&& other) noexcept : deadline_(other.deadline_) { entry_.where = other.entry_.where; }
   Sleep& operator=(Sleep&&) = delete;
   ~Sleep() {
-    if (entry_.load_state() != detail::WakeNode::kIdle) detail::timer_cancel(entry_);
+    if (entry_.load_state() == detail::WakeNode::kIdle) return;
+    if (deadline_.is_far_future()) {
+      detail::disarm(entry_);  // armed, but never given to the timer driver
+    } else {
+      detail::timer_cancel(entry_);
+    }
   }
 
   Instant deadline() const noexcept { return deadline_; }
@@ -98,16 +106,15 @@ class [[nodiscard("a Sleep does nothing until it is awaited")]] Sleep {
         "sleep", [](const detail::WakeNode&, std::string& out) {
           out = "forever: its deadline saturated, no timer will fire it";
         }};
-    detail::note_wait(entry_, deadline_.is_far_future() ? kForever : kSleep, &where_);
+    detail::note_wait(entry_, deadline_.is_far_future() ? kForever : kSleep);
     detail::arm(entry_, h, "sleep");
     if (!deadline_.is_far_future()) detail::timer_register(entry_, deadline_.time_point());
   }
   void await_resume() const noexcept {}
 
  private:
-  Instant deadline_;
-  std::source_location where_;
   detail::TimerEntry entry_;
+  Instant deadline_;
 };
 
 // Waits `d` from now (the deadline is fixed here, when sleep is called). Any std::chrono

@@ -31,8 +31,8 @@ inline void yield_node(WakeNode& n) noexcept {
 // Thread safety: one frame awaits it; it involves no other thread.
 class [[nodiscard("yield_now does nothing until it is awaited")]] YieldNow {
  public:
-  explicit YieldNow(std::source_location where = std::source_location::current()) : where_(where) {}
-  YieldNow(YieldNow&& other) noexcept : where_(other.where_) {}
+  explicit YieldNow(std::source_location where = std::source_location::current()) { node_.where = where; }
+  YieldNow(YieldNow&& other) noexcept { node_.where = other.node_.where; }
   YieldNow& operator=(YieldNow&&) = delete;
   ~YieldNow() {
     if (node_.load_state() != detail::WakeNode::kIdle) detail::cancel_queued(node_);
@@ -41,14 +41,13 @@ class [[nodiscard("yield_now does nothing until it is awaited")]] YieldNow {
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) {
     static constexpr detail::WaitKind kYield{"yield_now (ready: it runs after the work ahead of it)"};
-    detail::note_wait(node_, kYield, &where_);
+    detail::note_wait(node_, kYield);
     detail::arm(node_, h, "yield_now");
     detail::yield_node(node_);
   }
   void await_resume() const noexcept {}
 
  private:
-  std::source_location where_;
   detail::WakeNode node_;
 };
 

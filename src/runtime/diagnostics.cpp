@@ -146,7 +146,7 @@ void RuntimeCore::describe_task(TaskHeader* t, std::string& out) {
       n->kind->describe(*n, detail);
       if (!detail.empty()) out += " (" + detail + ")";
     }
-    if (n->where) out += " at " + where_text(n->where);
+    if (n->where.line() != 0) out += " at " + where_text(&n->where);
     out += "\n";
   }
   if (!own) {

@@ -25,7 +25,6 @@ class TimerDriver final : public Driver {
       std::uint64_t tick = to_tick_ceil(deadline);
       if (tick <= wheel_.elapsed()) tick = wheel_.elapsed() + 1;
       e.tick = tick;
-      e.driver = this;
       auto before = next_tick_locked();
       migrate_far_locked();  // older far timers for the same tick go first
       if (tick - wheel_.elapsed() > Wheel::kMaxTicksAhead) link_far_locked(e);
@@ -144,11 +143,9 @@ void timer_register(TimerEntry& entry, Clock::time_point deadline) {
 }
 
 void timer_cancel(TimerEntry& entry) noexcept {
-  if (entry.driver == nullptr) {  // a sleep until far_future(): armed, never in the wheel
-    disarm(entry);
-    return;
-  }
-  static_cast<TimerDriver*>(entry.driver)->cancel(entry);
+  // The caller owns the entry's task, whose runtime registered it (the driver exists).
+  RuntimeCore& rt = *entry.task->core().rt;
+  static_cast<TimerDriver&>(driver(rt, DriverKind::timer, &TimerDriver::make)).cancel(entry);
 }
 
 }  // namespace trpl::detail

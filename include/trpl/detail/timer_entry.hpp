@@ -14,7 +14,6 @@ struct TimerEntry : WakeNode {
   std::uint8_t level = 0;       // where the wheel linked it
   std::uint8_t slot = 0;
   bool in_wheel = false;
-  void* driver = nullptr;       // the timer driver it is registered with
 };
 
 }  // namespace trpl::detail

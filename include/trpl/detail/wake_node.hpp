@@ -55,7 +55,7 @@ struct alignas(16) WakeNode {
   // Diagnostics (read by dump_tasks while it holds the task, so never concurrently with the
   // owner): what the frame waits on, where, and what `kind->describe` looks at.
   const struct WaitKind* kind = nullptr;
-  const std::source_location* where = nullptr;
+  std::source_location where{};  // set by the awaiter when made (line 0: no location)
   const void* context = nullptr;
   WakeNode* waits_next = nullptr;  // the owning task's stack of armed nodes (owner only)
 
@@ -66,15 +66,14 @@ struct alignas(16) WakeNode {
   std::uint8_t load_state() const noexcept { return state.load(std::memory_order_acquire); }
 };
 
-// Records what a node waits on and where, for dump_tasks: three pointer stores per suspension.
-inline void note_wait(WakeNode& n, const WaitKind& kind, const std::source_location* where,
-                      const void* context = nullptr) noexcept {
+// Records what a node waits on, for dump_tasks: two pointer stores per suspension (where it
+// waits was stored in the node when its awaiter was made).
+inline void note_wait(WakeNode& n, const WaitKind& kind, const void* context = nullptr) noexcept {
 #if TRPL_RECORDING
   n.kind = &kind;
-  n.where = where;
   n.context = context;
 #else
-  (void)n, (void)kind, (void)where, (void)context;
+  (void)n, (void)kind, (void)context;
 #endif
 }
 

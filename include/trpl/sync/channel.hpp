@@ -395,7 +395,7 @@ class Receiver {
 
   class RecvAwaiter {
    public:
-    RecvAwaiter(State* s, std::source_location where) : state_(s), where_(where) {}
+    RecvAwaiter(State* s, std::source_location where) : state_(s) { node_.where = where; }
     RecvAwaiter(const RecvAwaiter&) = delete;
     ~RecvAwaiter() {
       if (node_.load_state() == detail::WakeNode::kIdle) return;
@@ -414,7 +414,7 @@ class Receiver {
           detail::throw_error("Receiver::recv", "two frames are awaiting recv() on one Receiver at once",
                               "Receive from one place; share the messages another way (the Receiver is single-consumer)");
         }
-        detail::note_wait(node_, kWaitKind, &where_, state_);
+        detail::note_wait(node_, kWaitKind, state_);
         detail::arm(node_, h, "Receiver::recv");
         if (state_->register_waiter(node_)) return true;
         detail::disarm(node_);  // a send or a close came in meanwhile
@@ -447,7 +447,6 @@ class Receiver {
           if (senders > 0 && !st->is_closed()) out += "; it ends only when every Sender is dropped";
         }};
     State* state_;
-    std::source_location where_;
     std::optional<T> value_;
     bool ready_ = false;
     detail::WakeNode node_;
