@@ -73,6 +73,7 @@ class PromiseBase : public PooledFrame {
     template <class P>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> self) const noexcept {
       PromiseBase& p = self.promise();
+      if (!p.continuation_) return std::noop_coroutine();  // a task's root: the run loop sees done()
       if (p.state_ == ChildState::running_inline) {
         p.state_ = ChildState::completed_inline;  // the parent continues without a transfer
         return std::noop_coroutine();
@@ -244,6 +245,8 @@ class [[nodiscard("a Task does nothing until it is awaited, spawned or joined")]
 
   // For the runtime and combinators: the coroutine handle, still owned by this Task.
   std::coroutine_handle<promise_type> handle() const noexcept { return handle_; }
+  // For the runtime: gives up the frame (the caller now owns it and must destroy it).
+  std::coroutine_handle<promise_type> release() noexcept { return std::exchange(handle_, nullptr); }
 
  private:
   void reset() noexcept {

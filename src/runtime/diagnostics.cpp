@@ -132,7 +132,8 @@ void RuntimeCore::describe_task(TaskHeader* t, std::string& out) {
   if (own) {
     out += ": running (this is the task calling dump_tasks)\n";
   } else {
-    const std::int64_t idle_for = coarse_now_ns() - c.idle_since_ns;
+    const std::int64_t idle_for =
+        static_cast<std::uint32_t>(coarse_now_ns() / 1'000'000 - c.idle_since_ms) * std::int64_t{1'000'000};
     out += ": waiting";
     if (idle_for > 0) out += " for about " + ms_text(idle_for);
     out += "\n";

@@ -155,8 +155,7 @@ std::uint64_t RuntimeCore::total_runs() const noexcept {
 
 void RuntimeCore::block_on(TaskHeader* main) {
   auto refuse = [&](const char* problem, const char* fix) {
-    main->root.destroy();  // never ran: nothing registered
-    main->root = nullptr;
+    main->ops->destroy_core(main, true);  // never ran: nothing registered
     main->unref();  // the registry's: it never was registered
     throw_error("block_on", problem, fix);
   };

@@ -1,8 +1,8 @@
 // A spawned task (or block_on main future) in memory: TaskHeader, the small cell that lives
 // until its JoinHandle is gone, and TaskCore, what the runtime needs only while the task is
-// alive, kept inside the task's root frame (freed when the task completes). Plus the wake
-// protocol between notifiers and the task's owner. Only the runtime and the leaf awaitables
-// touch these.
+// alive (allocated with the task's operation, freed when the task completes), whose root frame
+// is the task's own coroutine. Plus the wake protocol between notifiers and the task's owner.
+// Only the runtime and the leaf awaitables touch these.
 #pragma once
 
 #include <atomic>
@@ -40,17 +40,21 @@ struct QueueLink {
   std::atomic<QueueLink*> queue_next{nullptr};
 };
 
-// What the runtime keeps for a live task, inside its root frame's promise. Owner-only fields
-// are touched by the thread holding the task's RUNNING state (or, once, by its spawner before
-// the task is published).
+// What the runtime keeps for a live task: 64 bytes, allocated (from the pool) together with
+// the task's operation when that is a callable (task_cell.hpp), freed once the task completed.
+// Owner-only fields are touched by the thread holding the task's RUNNING state (or, once, by
+// its spawner before the task is published).
 struct TaskCore : QueueLink {
   TaskHeader* header = nullptr;
   RuntimeCore* rt = nullptr;
+  // The coroutine the run loop starts: the task's own Task frame (a spawned Task<T>, or the
+  // one its callable returned), or a root coroutine awaiting any other awaitable. Owned.
+  std::coroutine_handle<> root;
   // Ready frames, oldest first (owner only), fed from the header's wake stack.
   WakeNode* ready_head = nullptr;
   WakeNode* ready_tail = nullptr;
-  WakeNode* waits_head = nullptr;   // the armed nodes of this task's frames (owner only)
-  std::int64_t idle_since_ns = 0;   // runtime clock when it last went idle (owner only)
+  WakeNode* waits_head = nullptr;  // the armed nodes of this task's frames (owner only)
+  std::uint32_t idle_since_ms = 0; // runtime clock (ms, wrapping) when it last went idle (owner)
   bool pinned = false;    // the block_on main future of a multi_thread runtime: its thread only
   bool started = false;   // the root frame has been resumed once (owner only)
   bool give_way = false;  // yield_now: requeue behind the ready work after this resume (owner)
@@ -78,31 +82,18 @@ struct TaskCore : QueueLink {
   }
 };
 
-// The root coroutine of every task: awaits the task's operation and stores its outcome in the
-// cell (task_cell.hpp). Its promise is where the TaskCore lives.
-struct RootPromise;
-using RootHandle = std::coroutine_handle<RootPromise>;
-struct RootCoroutine {
-  using promise_type = RootPromise;
-  RootHandle handle;
-};
-// It starts eagerly only to move the operation into its frame, then suspends until the run
-// loop starts it (see root_coroutine).
-struct RootPromise : PooledFrame {
-  TaskCore core;
-  std::exception_ptr creation_error;  // the operation's move threw (the body catches the rest)
-  RootCoroutine get_return_object() noexcept { return {RootHandle::from_promise(*this)}; }
-  std::suspend_never initial_suspend() const noexcept { return {}; }
-  std::suspend_always final_suspend() const noexcept { return {}; }
-  void return_void() const noexcept {}
-  void unhandled_exception() noexcept { creation_error = std::current_exception(); }
-};
-
-// How the type-erased runtime reaches a cell's typed output.
+// How the type-erased runtime reaches a task's typed parts: the output, the operation and the
+// memory of the cell and the core (one table per kind of task, task_cell.hpp).
 struct TaskOps {
   void (*drop_output)(TaskHeader*) noexcept;    // destroys an output nobody will read
   void (*free_cell)(TaskHeader*) noexcept;      // destroys what is left and frees the cell
   void (*set_cancelled)(TaskHeader*, std::string who);  // stores "cancelled" as the output
+  // First run: makes the root frame if the operation is a callable (its errors become the
+  // output) and returns it, or null when there is nothing to resume.
+  std::coroutine_handle<> (*start)(TaskHeader*) noexcept;
+  // Finish: stores the root's outcome (unless cancelled), destroys the root frame — with it
+  // every frame the task owns — then the operation, then frees the core.
+  void (*destroy_core)(TaskHeader*, bool cancelled) noexcept;
 };
 
 // The state word `sched`: the task's wake stack and four flags in its low bits.
@@ -137,7 +128,7 @@ struct TaskHeader {
   static WakeNode* stack_of(std::uintptr_t s) noexcept {
     return reinterpret_cast<WakeNode*>(s & ~kFlags);
   }
-  TaskCore& core() noexcept { return root.promise().core; }
+  TaskCore& core() noexcept { return *core_; }
 
   void ref() noexcept { life.fetch_add(kRefOne, std::memory_order_relaxed); }
   // Drops one reference; frees the cell with the last one.
@@ -157,7 +148,7 @@ struct TaskHeader {
   enum Output : std::uint8_t { kNoOutput, kValue, kError };
   std::uint8_t output = kNoOutput;  // written before COMPLETE, read after it
   bool output_taken = false;        // the JoinHandle moved it out (its owner only)
-  RootHandle root;                  // owned; null once the task completed
+  TaskCore* core_ = nullptr;        // owned; null once the task completed
   std::atomic<WakeNode*> join_waiter{nullptr};  // the frame awaiting the JoinHandle
   const TaskOps* ops;
   std::uint64_t id = 0;

@@ -59,7 +59,13 @@ void RuntimeCore::run_task(TaskHeader* t) noexcept {
       n->frame.resume();
     } else if (!c.started) [[unlikely]] {
       c.started = true;
-      t->root.resume();
+      std::coroutine_handle<> root = t->ops->start(t);
+      if (!root) {  // the operation could not even start: its error is the output
+        finish(t, false);
+        running.trampoline.drain();
+        return;
+      }
+      root.resume();
     } else {
       // Nothing ready: go idle, unless a wake (or an abort) arrived since the last look.
       std::uintptr_t s = t->sched.load(std::memory_order_acquire);
@@ -71,7 +77,7 @@ void RuntimeCore::run_task(TaskHeader* t) noexcept {
         continue;
       }
 #if TRPL_RECORDING
-      c.idle_since_ns = coarse_now_ns();
+      c.idle_since_ms = static_cast<std::uint32_t>(coarse_now_ns() / 1'000'000);
 #endif
       if (t->sched.compare_exchange_weak(s, s & ~H::kRunning, std::memory_order_release,
                                          std::memory_order_relaxed)) {
@@ -80,7 +86,7 @@ void RuntimeCore::run_task(TaskHeader* t) noexcept {
       continue;
     }
     running.trampoline.drain();
-    if (t->root.done()) {
+    if (c.root.done()) {
       finish(t, false);
       running.trampoline.drain();
       return;
@@ -121,14 +127,10 @@ void RuntimeCore::cancel_claimed(TaskHeader* t) noexcept {
 }
 
 void RuntimeCore::finish(TaskHeader* t, bool cancelled) noexcept {
-  // The name is in the core, which dies with the root frame.
-  std::string who;
-  if (cancelled) who = describe_task_name(t);
-  // Destroying the root destroys every frame the task owns; their awaiters deregister (through
-  // t->core(), still alive while the frames' locals are destroyed).
-  t->root.destroy();
-  t->root = nullptr;
-  if (cancelled) t->ops->set_cancelled(t, std::move(who));
+  // Destroying the root destroys every frame the task owns; their awaiters deregister through
+  // the core, which is freed after them. A finished root's outcome moves into the cell first.
+  t->ops->destroy_core(t, cancelled);
+  if (cancelled) t->ops->set_cancelled(t, describe_task_name(t));
   std::uintptr_t s = t->sched.load(std::memory_order_relaxed);
   for (;;) {
     assert(H::stack_of(s) == nullptr && "a destroyed frame left a wake queued");
