@@ -48,11 +48,9 @@ JoinHandle {
   std::uint64_t id() const noexcept { return cell_ ? cell_->id : 0; }
   bool valid() const noexcept { return cell_ != nullptr; }
 
-  // The await. The handshake with the task's finisher (runtime/task/harness.cpp) is lock-free:
-  // the awaiter publishes its node in `join_waiter` (CAS) and then looks at COMPLETE; the
-  // finisher sets COMPLETE and then looks at `join_waiter` (all seq_cst): at least one sees
-  // the other. Whoever then takes the node out of `join_waiter` with a CAS decides: the
-  // finisher fires it; the awaiter (still suspending, or destroyed mid-wait) disarms it.
+  // The await: a lock-free handshake with the task's finisher through the cell's join word
+  // (see TaskHeader): the awaiter CASes its node in; the finisher exchanges it out and fires
+  // it; whichever of the awaiter's take-back CAS and the finisher's exchange comes first wins.
   class Awaiter {
    public:
     explicit Awaiter(JoinHandle& h) : handle_(h) {}
@@ -60,8 +58,8 @@ JoinHandle {
     ~Awaiter() {
       if (node_.load_state() == detail::WakeNode::kIdle) return;
       // The awaiting frame is destroyed mid-wait (abort, a sibling's exception, shutdown).
-      detail::WakeNode* mine = &node_;
-      if (handle_.cell_->join_waiter.compare_exchange_strong(mine, nullptr, std::memory_order_seq_cst)) {
+      auto mine = reinterpret_cast<std::uintptr_t>(&node_);
+      if (handle_.cell_->join.compare_exchange_strong(mine, 0, std::memory_order_acq_rel)) {
         detail::disarm(node_);
       } else {
         detail::cancel_queued(node_);  // the finisher took it and queues (or queued) it
@@ -82,22 +80,15 @@ JoinHandle {
       auto* cell = handle_.cell_;
       detail::note_wait(node_, kWaitKind, cell);
       detail::arm(node_, h, "JoinHandle::operator co_await");
-      detail::WakeNode* none = nullptr;
-      if (!cell->join_waiter.compare_exchange_strong(none, &node_, std::memory_order_seq_cst)) {
-        detail::disarm(node_);
-        detail::throw_error("JoinHandle::operator co_await", "this handle is already being awaited elsewhere",
-                            "Await a JoinHandle from one place only");
+      std::uintptr_t none = 0;
+      if (cell->join.compare_exchange_strong(none, reinterpret_cast<std::uintptr_t>(&node_),
+                                             std::memory_order_acq_rel, std::memory_order_acquire)) {
+        return true;  // the finisher will find the node and wake it
       }
-      if (cell->sched.load(std::memory_order_seq_cst) & detail::TaskHeader::kComplete) {
-        // It finished meanwhile: take the node back, unless the finisher already fired it
-        // (then it is on this task's wake stack and the run loop resumes us right away).
-        detail::WakeNode* mine = &node_;
-        if (cell->join_waiter.compare_exchange_strong(mine, nullptr, std::memory_order_seq_cst)) {
-          detail::disarm(node_);
-          return false;
-        }
-      }
-      return true;
+      detail::disarm(node_);
+      if (none == detail::TaskHeader::kJoinDone) return false;  // it finished meanwhile
+      detail::throw_error("JoinHandle::operator co_await", "this handle is already being awaited elsewhere",
+                          "Await a JoinHandle from one place only");
     }
     std::expected<T, JoinError> await_resume() { return handle_.cell_->take(); }
 
@@ -115,17 +106,14 @@ JoinHandle {
 
  private:
   // Drops the handle: the task runs on, detached. Its output, if nobody took it, is destroyed
-  // here when the task already finished, else by the finisher (the DETACHED flag).
+  // here when the task already finished, else by the finisher (the join word).
   void reset() noexcept {
     if (!cell_) return;
     auto* cell = std::exchange(cell_, nullptr);
-    if (!cell->output_taken) {
-      if (cell->is_complete()) {
-        cell->drop();
-      } else if (cell->sched.fetch_or(detail::TaskHeader::kDetached, std::memory_order_acq_rel) &
-                 detail::TaskHeader::kComplete) {
-        cell->drop();
-      }
+    if (!cell->output_taken &&
+        cell->join.exchange(detail::TaskHeader::kJoinDetached, std::memory_order_acq_rel) ==
+            detail::TaskHeader::kJoinDone) {
+      cell->drop();  // finished before: the output is ours to destroy
     }
     cell->unref();
   }

@@ -96,15 +96,13 @@ struct TaskOps {
   void (*destroy_core)(TaskHeader*, bool cancelled) noexcept;
 };
 
-// The state word `sched`: the task's wake stack and four flags in its low bits.
+// The state word `sched`: the task's wake stack and three flags in its low bits.
 //   bit 0 SCHEDULED  on a run queue or about to be pushed on one (whoever set it pushes), or,
 //                    while RUNNING, "look again before going idle" (abort)
 //   bit 1 RUNNING    a thread owns the task: only it resumes or destroys frames, reads the
 //                    wake stack into the ready list, or completes the task
 //   bit 2 COMPLETE   the root frame is destroyed and the output published; final
-//   bit 3 DETACHED   the JoinHandle is gone without taking the output: whoever sees both
-//                    COMPLETE and DETACHED set by the other destroys the output
-//   bits 4..63       the wake stack: WakeNodes pushed by notifiers, newest first
+//   bits 3..63       the wake stack: WakeNodes (8-aligned) pushed by notifiers, newest first
 // Transitions (each one CAS or fetch_or; the Promela model models/task_state.pml checks them):
 //   fire:   push a node; if neither SCHEDULED, RUNNING nor COMPLETE: also set SCHEDULED, and
 //           the notifier enqueues the task. A task that is SCHEDULED and not RUNNING cannot
@@ -116,9 +114,17 @@ struct TaskOps {
 //   finish: RUNNING -> COMPLETE (the stack is empty: every frame deregistered when destroyed).
 // The life word `life`: bit 0 CANCELLED (abort asked; read by the runner after it claims the
 // task), bits 1.. references (the registry's, the JoinHandle's, a dump's).
+// The join word `join`: 0, the WakeNode of the frame awaiting the JoinHandle, kJoinDetached
+// (the handle is gone without taking the output) or kJoinDone (the finisher has been). The
+// finisher, after COMPLETE, exchanges it for kJoinDone and wakes the node it finds, or drops
+// the output if it finds kJoinDetached; the handle's awaiter CASes 0 -> its node (failing on
+// kJoinDone: finished, no wait) and takes it back by CAS when destroyed (failing: the finisher
+// is firing it); a dropped handle exchanges in kJoinDetached and drops the output itself if it
+// finds kJoinDone. Each outcome has exactly one owner.
 struct TaskHeader {
-  static constexpr std::uintptr_t kScheduled = 1, kRunning = 2, kComplete = 4, kDetached = 8;
-  static constexpr std::uintptr_t kFlags = 15;
+  static constexpr std::uintptr_t kScheduled = 1, kRunning = 2, kComplete = 4;
+  static constexpr std::uintptr_t kFlags = 7;
+  static constexpr std::uintptr_t kJoinDetached = 1, kJoinDone = 2;
   static constexpr std::uint32_t kCancelled = 1, kRefOne = 2;
 
   explicit TaskHeader(const TaskOps* o) noexcept : ops(o) {}
@@ -149,7 +155,7 @@ struct TaskHeader {
   std::uint8_t output = kNoOutput;  // written before COMPLETE, read after it
   bool output_taken = false;        // the JoinHandle moved it out (its owner only)
   TaskCore* core_ = nullptr;        // owned; null once the task completed
-  std::atomic<WakeNode*> join_waiter{nullptr};  // the frame awaiting the JoinHandle
+  std::atomic<std::uintptr_t> join{0};  // see above
   const TaskOps* ops;
   std::uint64_t id = 0;
   TaskHeader* registry_next = nullptr;  // the spawning thread's list of tasks (registry.hpp)

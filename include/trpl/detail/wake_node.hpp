@@ -42,8 +42,8 @@ struct WaitKind {
 // between two instructions) and unlinks it from the ready list. Nothing resumes a destroyed
 // frame, and no notifier touches a node after its push.
 //
-// 16-byte aligned: the task's state word keeps flags in the low 4 bits of the stack's head.
-struct alignas(16) WakeNode {
+// 8-byte aligned (its pointers): the task's state word keeps 3 flags in the stack head's low bits.
+struct WakeNode {
   enum State : std::uint8_t { kIdle, kRegistered, kQueued };
 
   WakeNode* next = nullptr;  // wait-structure link, then wake stack / ready list link

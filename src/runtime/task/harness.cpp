@@ -36,7 +36,7 @@ struct RunningTask {
 
 void RuntimeCore::claim_scheduled(TaskHeader* t) noexcept {
   std::uintptr_t s = t->sched.load(std::memory_order_relaxed);
-  while (!t->sched.compare_exchange_weak(s, (s & H::kDetached) | H::kRunning,
+  while (!t->sched.compare_exchange_weak(s, H::kRunning,
                                          std::memory_order_acquire, std::memory_order_relaxed)) {
   }
   assert((s & H::kScheduled) && !(s & (H::kRunning | H::kComplete)));
@@ -70,7 +70,7 @@ void RuntimeCore::run_task(TaskHeader* t) noexcept {
       // Nothing ready: go idle, unless a wake (or an abort) arrived since the last look.
       std::uintptr_t s = t->sched.load(std::memory_order_acquire);
       if (H::stack_of(s) != nullptr || (s & H::kScheduled)) {
-        if (t->sched.compare_exchange_weak(s, (s & H::kDetached) | H::kRunning,
+        if (t->sched.compare_exchange_weak(s, H::kRunning,
                                            std::memory_order_acquire, std::memory_order_relaxed)) {
           c.append_stack(H::stack_of(s));
         }
@@ -134,16 +134,18 @@ void RuntimeCore::finish(TaskHeader* t, bool cancelled) noexcept {
   std::uintptr_t s = t->sched.load(std::memory_order_relaxed);
   for (;;) {
     assert(H::stack_of(s) == nullptr && "a destroyed frame left a wake queued");
-    if (t->sched.compare_exchange_weak(s, (s & H::kDetached) | H::kComplete,
-                                       std::memory_order_seq_cst, std::memory_order_relaxed)) {
+    if (t->sched.compare_exchange_weak(s, H::kComplete, std::memory_order_acq_rel,
+                                       std::memory_order_relaxed)) {
       break;
     }
   }
-  if (s & H::kDetached) t->ops->drop_output(t);  // nobody will read it: destroy it now
-  // A frame awaiting the JoinHandle (see JoinHandle::Awaiter for the other side).
-  WakeNode* w = t->join_waiter.load(std::memory_order_seq_cst);
-  if (w != nullptr && t->join_waiter.compare_exchange_strong(w, nullptr, std::memory_order_seq_cst)) {
-    wake_after_unlock(fire(*w));
+  // The join word (TaskHeader): wake the frame awaiting the handle, or drop an output nobody
+  // will read.
+  const std::uintptr_t j = t->join.exchange(H::kJoinDone, std::memory_order_acq_rel);
+  if (j == H::kJoinDetached) {
+    t->ops->drop_output(t);
+  } else if (j != 0) {
+    wake_after_unlock(fire(*reinterpret_cast<WakeNode*>(j)));
   }
 }
 
