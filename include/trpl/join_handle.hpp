@@ -86,7 +86,7 @@ JoinHandle {
         return true;  // the finisher will find the node and wake it
       }
       detail::disarm(node_);
-      if (none == detail::TaskHeader::kJoinDone) return false;  // it finished meanwhile
+      if (none & detail::TaskHeader::kJoinDone) return false;  // it finished meanwhile
       detail::throw_error("JoinHandle::operator co_await", "this handle is already being awaited elsewhere",
                           "Await a JoinHandle from one place only");
     }
@@ -111,8 +111,8 @@ JoinHandle {
     if (!cell_) return;
     auto* cell = std::exchange(cell_, nullptr);
     if (!cell->output_taken &&
-        cell->join.exchange(detail::TaskHeader::kJoinDetached, std::memory_order_acq_rel) ==
-            detail::TaskHeader::kJoinDone) {
+        (cell->join.fetch_or(detail::TaskHeader::kJoinDetached, std::memory_order_acq_rel) &
+         detail::TaskHeader::kJoinDone)) {
       cell->drop();  // finished before: the output is ours to destroy
     }
     cell->unref();

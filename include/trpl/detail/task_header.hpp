@@ -114,13 +114,16 @@ struct TaskOps {
 //   finish: RUNNING -> COMPLETE (the stack is empty: every frame deregistered when destroyed).
 // The life word `life`: bit 0 CANCELLED (abort asked; read by the runner after it claims the
 // task), bits 1.. references (the registry's, the JoinHandle's, a dump's).
-// The join word `join`: 0, the WakeNode of the frame awaiting the JoinHandle, kJoinDetached
-// (the handle is gone without taking the output) or kJoinDone (the finisher has been). The
-// finisher, after COMPLETE, exchanges it for kJoinDone and wakes the node it finds, or drops
-// the output if it finds kJoinDetached; the handle's awaiter CASes 0 -> its node (failing on
-// kJoinDone: finished, no wait) and takes it back by CAS when destroyed (failing: the finisher
-// is firing it); a dropped handle exchanges in kJoinDetached and drops the output itself if it
-// finds kJoinDone. Each outcome has exactly one owner.
+// The join word `join`: 0, the WakeNode of the frame awaiting the JoinHandle, or flags:
+// kJoinDetached (the handle is gone without taking the output), kJoinDone (the finisher is done
+// with the cell). After COMPLETE the finisher CASes in kJoinDone, waking the node it replaced;
+// if it finds kJoinDetached it drops the output first (no handle is left to race it). That is
+// its last touch of the cell: the registry frees a cell only once it sees kJoinDone (a cell
+// freed right after COMPLETE would be written by its finisher afterwards; the model
+// task_lifetime.pml found that). The handle's awaiter CASes 0 -> its node (failing on
+// kJoinDone: finished, no wait) and takes it back by CAS when destroyed (failing: the
+// finisher is firing it); a dropped handle sets kJoinDetached (fetch_or) and drops the output
+// itself if kJoinDone was set. Each outcome has exactly one owner.
 struct TaskHeader {
   static constexpr std::uintptr_t kScheduled = 1, kRunning = 2, kComplete = 4;
   static constexpr std::uintptr_t kFlags = 7;
@@ -144,6 +147,8 @@ struct TaskHeader {
   bool is_complete() const noexcept {
     return (sched.load(std::memory_order_acquire) & kComplete) != 0;
   }
+  // Complete, and its finisher no longer touches the cell (the registry may let it go).
+  bool is_finished() const noexcept { return (join.load(std::memory_order_acquire) & kJoinDone) != 0; }
   bool is_cancelled() const noexcept {
     return (life.load(std::memory_order_acquire) & kCancelled) != 0;
   }

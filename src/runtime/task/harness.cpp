@@ -139,13 +139,20 @@ void RuntimeCore::finish(TaskHeader* t, bool cancelled) noexcept {
       break;
     }
   }
-  // The join word (TaskHeader): wake the frame awaiting the handle, or drop an output nobody
-  // will read.
-  const std::uintptr_t j = t->join.exchange(H::kJoinDone, std::memory_order_acq_rel);
-  if (j == H::kJoinDetached) {
-    t->ops->drop_output(t);
-  } else if (j != 0) {
-    wake_after_unlock(fire(*reinterpret_cast<WakeNode*>(j)));
+  // The join word (TaskHeader), last: after kJoinDone is in, the cell may be freed at once.
+  std::uintptr_t j = t->join.load(std::memory_order_acquire);
+  for (;;) {
+    if (j == H::kJoinDetached) {
+      // Nobody will read the output, and no handle is left to race us for the word.
+      t->ops->drop_output(t);
+      t->join.store(H::kJoinDone | H::kJoinDetached, std::memory_order_release);
+      return;
+    }
+    if (t->join.compare_exchange_weak(j, H::kJoinDone, std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+      if (j != 0) wake_after_unlock(fire(*reinterpret_cast<WakeNode*>(j)));  // not our cell
+      return;
+    }
   }
 }
 

@@ -15,7 +15,8 @@ namespace trpl::detail {
 // reference on each cell. A task is not unlinked when it completes (its finisher may be any
 // thread); the list's owner sweeps finished tasks out once the list has doubled since the
 // last sweep, so the cost is O(1) per spawn and a finished cell lingers at most until then
-// (its frame is already freed; only the small cell waits).
+// (its frame is already freed; only the small cell waits). A cell is swept only once its
+// finisher is done with it (is_finished), not merely complete.
 //
 // Concurrency: only the owner pushes (a release store of `head_`; readers see a consistent
 // older prefix) and sweeps. Sweeps and readers (dump_tasks, shutdown) take `mu_`, so a reader
@@ -53,7 +54,7 @@ class TaskList {
       TaskHeader* prev = nullptr;
       for (TaskHeader* t = head_.load(std::memory_order_relaxed); t != nullptr;) {
         TaskHeader* next = t->registry_next;
-        if (t->is_complete()) {
+        if (t->is_finished()) {
           if (prev) prev->registry_next = next; else head_.store(next, std::memory_order_relaxed);
           t->registry_next = dead;
           dead = t;
