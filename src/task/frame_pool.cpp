@@ -12,13 +12,14 @@ namespace {
 constexpr std::size_t kSlabBytes = 64 * 1024;
 
 // A batch of free chunks: a chain through PoolChunk::next whose first chunk also links the
-// next batch of the shared list.
+// next batch of the shared list. It must fit the smallest chunk (16 bytes): no count is kept
+// in it (take_batch counts the chain; a count here once overwrote a neighbour, found by
+// tests/task/frame_pool_test.cpp).
 struct BatchHead {
   PoolChunk chain;        // first chunk of the batch
-  BatchHead* next_batch;  // the shared list (chunks are >= 16 bytes: room for both)
-  std::uint32_t count;
+  BatchHead* next_batch;  // the shared list
 };
-static_assert(sizeof(BatchHead) <= 2 * kPoolGranule);
+static_assert(sizeof(BatchHead) <= kPoolGranule);
 
 struct SharedClass {
   std::mutex mu;
@@ -39,14 +40,13 @@ Shared& shared() {
 
 std::size_t class_size(std::size_t cls) { return (cls + 1) * kPoolGranule; }
 
-void push_batch(std::size_t cls, PoolChunk* first, std::uint32_t count) noexcept {
-  // The batch header lives in the first chunk, beyond its link word (16-byte chunks: exactly).
+void push_batch(std::size_t cls, PoolChunk* first) noexcept {
+  // The batch header lives in the first chunk (its link word, then the batch link).
   auto* b = reinterpret_cast<BatchHead*>(first);
   pool_unpoison(first, class_size(cls));
   SharedClass& sc = shared().classes[cls];
   std::lock_guard lk(sc.mu);
   b->next_batch = sc.batches;
-  b->count = count;
   sc.batches = b;
 }
 
@@ -57,7 +57,8 @@ PoolChunk* take_batch(std::size_t cls, std::uint32_t& count) {
     std::lock_guard lk(sc.mu);
     if (BatchHead* b = sc.batches) {
       sc.batches = b->next_batch;
-      count = b->count;
+      count = 0;
+      for (PoolChunk* c = &b->chain; c != nullptr; c = c->next) ++count;
       return &b->chain;
     }
   }
@@ -86,7 +87,7 @@ void flush_thread() noexcept {
   PoolCache& c = tl_pool_cache;
   c.dead = true;
   for (std::size_t cls = 0; cls < kPoolClasses; ++cls) {
-    if (c.head[cls] != nullptr) push_batch(cls, c.head[cls], c.count[cls]);
+    if (c.head[cls] != nullptr) push_batch(cls, c.head[cls]);
     c.head[cls] = nullptr;
     c.count[cls] = 0;
   }
@@ -111,7 +112,7 @@ void* pool_refill(std::size_t cls) {
   pool_unpoison(chain, class_size(cls));
   if (c.dead) [[unlikely]] {
     // The thread is exiting: use one chunk, give the rest back.
-    if (PoolChunk* rest = chain->next) push_batch(cls, rest, count - 1);
+    if (PoolChunk* rest = chain->next) push_batch(cls, rest);
     return chain;
   }
   if (!c.registered) arm_exit_flush();
@@ -129,13 +130,13 @@ void pool_spill(std::size_t cls) noexcept {
   PoolChunk* give = keep_last->next;
   keep_last->next = nullptr;
   c.count[cls] -= kPoolBatch;
-  push_batch(cls, give, kPoolBatch);
+  push_batch(cls, give);
 }
 
 void pool_free_slow(void* p, std::size_t cls) noexcept {
   auto* chunk = static_cast<PoolChunk*>(p);
   chunk->next = nullptr;
-  push_batch(cls, chunk, 1);
+  push_batch(cls, chunk);
 }
 
 }  // namespace trpl::detail

@@ -14,7 +14,10 @@ namespace trpl::detail {
 // pop: no atomic read-modify-write unless the queue is down to its last node. Between a
 // pusher's two steps the queue holds a node the consumer cannot reach yet: pop() returns null
 // and maybe_nonempty() stays true, so a consumer that is about to sleep looks again instead
-// (the pusher wakes someone only after linking).
+// (the pusher wakes someone only after linking). The queue is empty exactly when head_ and
+// tail_ are both the stub and the stub links nothing: after pop() re-inserts the stub behind
+// a push that raced it, head_ is a real node while tail_ is the stub again, so the hint looks
+// at head_ too (found by tests/runtime/inject_queue_stress_test.cpp).
 class InjectQueue {
  public:
   InjectQueue() noexcept : head_(&stub_), tail_(&stub_) {}
@@ -26,40 +29,43 @@ class InjectQueue {
 
   // The consumer only (callers serialise consumers themselves).
   TaskHeader* pop() noexcept {
-    QueueLink* head = head_;
+    QueueLink* head = head_.load(std::memory_order_relaxed);
     QueueLink* next = head->queue_next.load(std::memory_order_acquire);
     if (head == &stub_) {
       if (next == nullptr) return nullptr;
-      head_ = head = next;
+      set_head(head = next);
       next = next->queue_next.load(std::memory_order_acquire);
     }
     if (next != nullptr) {
-      head_ = next;
+      set_head(next);
       return task_of(head);
     }
     if (tail_.load(std::memory_order_acquire) != head) return nullptr;  // a push in flight
     push_link(&stub_);
     next = head->queue_next.load(std::memory_order_acquire);
     if (next == nullptr) return nullptr;  // another push slipped in before the stub
-    head_ = next;
+    set_head(next);
     return task_of(head);
   }
 
-  // Any thread; a hint (exact once pushes have finished): something was pushed and not popped.
+  // Any thread; a hint (exact on the consumer's thread once pushes have finished): something
+  // was pushed and not popped.
   bool maybe_nonempty() const noexcept {
     return tail_.load(std::memory_order_acquire) != &stub_ ||
-           stub_.queue_next.load(std::memory_order_acquire) != nullptr;
+           stub_.queue_next.load(std::memory_order_acquire) != nullptr ||
+           head_.load(std::memory_order_relaxed) != &stub_;
   }
 
  private:
   static TaskHeader* task_of(QueueLink* l) noexcept { return static_cast<TaskCore*>(l)->header; }
+  void set_head(QueueLink* h) noexcept { head_.store(h, std::memory_order_relaxed); }
   void push_link(QueueLink* n) noexcept {
     n->queue_next.store(nullptr, std::memory_order_relaxed);
     QueueLink* prev = tail_.exchange(n, std::memory_order_acq_rel);
     prev->queue_next.store(n, std::memory_order_release);
   }
 
-  QueueLink* head_;  // the consumer's
+  std::atomic<QueueLink*> head_;  // written by the consumer; read (the hint) by anyone
   QueueLink stub_;
   alignas(64) std::atomic<QueueLink*> tail_;
 };
