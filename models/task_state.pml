@@ -1,10 +1,16 @@
-/* task_state.pml — a task's state word and the protocols around it (scripts/model-check).
- * Models task_header.hpp (the word `sched`: SCHEDULED RUNNING COMPLETE DETACHED + wake stack;
- * fire, drain_wakes/append_stack/pop_ready, cancel_queued, cancel_locked), harness.cpp
- * (claim_scheduled; run_task: CANCELLED check, resume ready frames, start the root, go idle or
- * take new wakes, give way; finish: destroy frames, COMPLETE, join_waiter handshake),
- * runtime.cpp (abort_task, enqueue_woken), join_handle.hpp (Awaiter: await_ready/await_suspend/
- * ~Awaiter; reset: DETACHED, drop of the output).
+/* task_state.pml — a task's state word, its join word and the protocols around them
+ * (scripts/model-check).
+ * Models task_header.hpp (the word `sched`: SCHEDULED RUNNING COMPLETE + wake stack; the word
+ * `join`: 0 | the awaiting frame's node | kJoinDetached | kJoinDone; fire, drain_wakes/
+ * append_stack/pop_ready, cancel_queued, cancel_locked), harness.cpp (claim_scheduled; run_task:
+ * CANCELLED check, resume ready frames, start the root (ops->start may fail: finish at once),
+ * go idle or take new wakes, give way; finish: destroy_core (frames destroyed, their awaiters
+ * take their nodes back), set_cancelled, the COMPLETE CAS, then the join word last: kJoinDetached
+ * -> drop the output, store kJoinDone|kJoinDetached; else CAS what it read (0 or the node) to
+ * kJoinDone and fire the node it replaced), runtime.cpp (abort_task, enqueue_woken),
+ * join_handle.hpp (Awaiter: await_ready / await_suspend (arm, CAS join 0 -> node; failing on
+ * kJoinDone: not suspended) / await_resume / ~Awaiter (CAS node -> 0, else cancel_queued);
+ * reset: fetch_or(kJoinDetached), drop the output itself if kJoinDone was set, unref).
  * Processes: 2 runners popping the run queue rq; 2 notifiers, one per frame (taking the node
  * out of its wait list = a claim flag the owner may win instead); an abort (or none); the
  * handle's owner (maybe awaits it from a frame of task J, which may be destroyed mid-wait;
@@ -12,12 +18,17 @@
  * NWAITS 2 times; the root completes when both returned.
  * Abstracted: stack and ready list are bitsets (order irrelevant: the owner takes the stack
  * whole); budget = nondeterministic give-way when more is ready; J's run loop = "its node was
- * pushed"; shutdown's claim_idle; memory orders (SC); spurious CAS failures.
+ * pushed" (jpushed: on J's wake stack / ready list); the output's value vs error (one slot);
+ * shutdown's and dump_tasks' claim_idle; memory orders (SC); spurious CAS failures (a CAS loop
+ * is one atomic step per attempt).
  * Properties: RUNNING owners <= 1; never queued twice; claim only SCHEDULED & !RUNNING &
  * !COMPLETE; COMPLETE only holding RUNNING, stack empty; no resume of a destroyed frame, one
- * resume per wake, no push onto a destroyed frame's node; no wake lost (at the end COMPLETE,
- * every frame resumed for each wake or destroyed); output consumed exactly once, never read
- * after; the joiner woken iff it suspended, at most once. CHECK_LIFETIME: task_lifetime.pml.
+ * resume per wake, no push onto a destroyed frame's node (the task's frames and J's); no wake
+ * lost (at the end COMPLETE, every frame resumed for each wake or destroyed); the output
+ * stored once, consumed (taken or dropped) exactly once, never read after; the joiner woken
+ * iff it suspended, at most once, and never left on J's ready list when its frame is
+ * destroyed; at the end kJoinDone is set iff COMPLETE. CHECK_LIFETIME (task_lifetime.pml):
+ * the cell's references and "nothing touches a freed cell".
  */
 
 #define NF 2                 /* frames, each waiting on one node with its own notifier */
@@ -27,36 +38,35 @@
 #ifndef CHECK_LIFETIME
 #define CHECK_LIFETIME 0
 #endif
-#ifndef FINISHER_HOLDS_REF
-#define FINISHER_HOLDS_REF 0 /* the fix for the use-after-free task_lifetime.pml finds */
-#endif
 
-#define SCHED 1
+#define SCHED 1              /* sched's flags */
 #define RUN   2
 #define COMP  4
-#define DET   8
+#define JDET  1              /* join: kJoinDetached, kJoinDone, the joiner's node (8-aligned) */
+#define JDONE 2
+#define JNODE 8
 #define B(i)  (1 << (i))
 
 #define IDLE   0             /* WakeNode::state */
 #define REG    1
 #define QUEUED 2
 
-/* TaskHeader */
+/* TaskHeader (the cell) */
 byte sched = SCHED;          /* the flags of the word; born SCHEDULED */
 byte stk = 0;                /* ... and its wake stack: bit i = node i is on it */
 bool cancelled = 0;          /* life: CANCELLED */
-byte join_waiter = 0;        /* 0: null, 1: the joiner's node */
-byte output = 0;             /* 0 none, 1 stored, 2 consumed */
+byte join = 0;               /* the join word */
+byte output = 0;             /* 0 none, 1 stored, 2 consumed (taken or dropped) */
 byte consumed = 0;
 bool output_taken = 0;
-byte refs = 2;               /* the registry's and the handle's */
+byte refs = 2;               /* life's references: the registry's and the handle's */
 bool freed = 0;
 chan rq = [2] of { bit };    /* the run queues (only this task is ever on them) */
 
 /* TaskCore, owner only (and the frames) */
 byte ready = 0;              /* the ready list */
 bool started = 0;
-bool core_alive = 1;         /* the root frame (holding TaskCore) is not destroyed */
+bool core_alive = 1;         /* destroy_core has not run */
 byte nstate[NF];             /* the nodes' state */
 byte claim[NF];              /* 0 in its wait list, 1 a notifier took it, 2 the owner took it back */
 bool done[NF];               /* the frame was resumed and returned */
@@ -66,20 +76,29 @@ byte fires[NF];              /* pushes of the node by its notifier */
 byte owners = 0;             /* runners holding RUNNING */
 
 /* the joiner (a frame of task J awaiting the handle) */
-byte jstate = IDLE;
-bool jpushed = 0;            /* its node is on J's wake stack */
+byte jstate = IDLE;          /* its node's state */
+bool jpushed = 0;            /* its node is on J's wake stack / ready list */
+byte jfires = 0;
 bool jsuspended = 0, jdestroyed = 0;
 bool jcancel = 0;            /* J is destroyed while the frame waits */
 bool hdone = 0;              /* the handle was dropped */
 byte jresumed = 0;
 bool abort_done = 0;
 
+#if CHECK_LIFETIME
+#define CELL_ALIVE assert(!freed)
+#else
+#define CELL_ALIVE skip
+#endif
+
+/* take, drop_output, drop: destroy or move out the output (the cell's slot) */
 inline consume() {
-  d_step { assert(output == 1); output = 2; consumed++ }
+  d_step { CELL_ALIVE; assert(output == 1); output = 2; consumed++ }
 }
 
-inline unref() {
+inline unref() {             /* life.fetch_sub; the last one frees the cell */
   d_step {
+    CELL_ALIVE;
     assert(refs > 0);
     refs--;
     if
@@ -93,15 +112,10 @@ inline unref() {
   }
 }
 
-#if CHECK_LIFETIME
-#define CELL_ALIVE assert(!freed)
-#else
-#define CELL_ALIVE skip
-#endif
-
 /* enqueue_woken / enqueue: the task was made SCHEDULED by us and is not RUNNING */
 inline enqueue() {
   atomic {
+    CELL_ALIVE;
     assert(core_alive);
     assert((sched & SCHED) && !(sched & (RUN | COMP)));
     assert(len(rq) == 0);            /* never on a run queue twice */
@@ -110,7 +124,7 @@ inline enqueue() {
 }
 
 inline drain_wakes() {
-  d_step { ready = ready | stk; stk = 0 }
+  d_step { CELL_ALIVE; ready = ready | stk; stk = 0 }
 }
 
 /* ---- notifiers: take the node out of the wait list, then fire() ---- */
@@ -128,6 +142,7 @@ end_wait:
      atomic { nstate[i] == REG && claim[i] == 0 -> claim[i] = 1 };
      nstate[i] = QUEUED;                       /* fire: n.state = queued */
      d_step {                                  /* the push CAS */
+       CELL_ALIVE;
        assert(!destroyed[i]);                  /* the frame is alive while its node is queued */
        assert(!(stk & B(i)));
        stk = stk | B(i);
@@ -147,14 +162,15 @@ end_wait:
   od
 }
 
-/* ---- abort_task ---- */
+/* ---- abort_task (through the handle, which holds a reference meanwhile) ---- */
 
 proctype Abort() {
   byte s;
   bool gone;
   if
-  :: cancelled = 1;                            /* life.fetch_or(CANCELLED) */
-     d_step {
+  :: d_step { CELL_ALIVE; cancelled = 1 };     /* life.fetch_or(CANCELLED) */
+     d_step {                                  /* the CAS loop */
+       CELL_ALIVE;
        s = sched;
        if
        :: s & COMP -> gone = 1
@@ -182,7 +198,9 @@ inline cancel_queued(k) {
 }
 
 inline finish(was_cancelled) {
-  /* t->root.destroy(): every frame still alive is destroyed; its awaiter takes its node back */
+  /* ops->destroy_core: the root's outcome is in the cell already (the caller stored it) or
+     the task is cancelled; destroying the root destroys every frame still alive (its awaiter
+     takes its node back); then the core is freed */
   k = 0;
   do
   :: k < NF ->
@@ -207,49 +225,48 @@ inline finish(was_cancelled) {
      k++
   :: else -> break
   od;
-  core_alive = 0;
+  atomic { CELL_ALIVE; core_alive = 0 };
   if
-  :: was_cancelled -> d_step { assert(output == 0); output = 1 }   /* set_cancelled */
+  :: was_cancelled -> d_step { CELL_ALIVE; assert(output == 0); output = 1 }   /* set_cancelled */
   :: else -> skip
   fi;
-#if FINISHER_HOLDS_REF
-  d_step { refs++ };
-#endif
   d_step {                                     /* the COMPLETE CAS */
+    CELL_ALIVE;
     assert(stk == 0);                          /* a destroyed frame left a wake queued */
     assert(ready == 0);
     assert((sched & RUN) && owners == 1);      /* COMPLETE only while holding RUNNING */
-    s = sched;
-    sched = (s & DET) | COMP;
+    assert(output == 1);                       /* the output is published with COMPLETE */
+    sched = COMP;
     owners--
   };
-  if
-  :: s & DET -> CELL_ALIVE; consume()          /* drop_output: nobody will read it */
-  :: else -> skip
-  fi;
-  /* the join_waiter handshake */
-  atomic { CELL_ALIVE; w = join_waiter };
-  if
-  :: w != 0 ->
-     d_step {
+  /* the join word, last: once kJoinDone is in, the finisher never touches the cell again */
+  d_step { CELL_ALIVE; w = join };
+  do
+  :: w == JDET ->                              /* no handle left: the output is ours */
+     consume();                                /* ops->drop_output */
+     d_step { CELL_ALIVE; join = JDONE | JDET };   /* a plain store */
+     break
+  :: w != JDET ->
+     d_step {                                  /* CAS w -> kJoinDone */
        CELL_ALIVE;
+       assert(w == 0 || w == JNODE);
        if
-       :: join_waiter == w -> join_waiter = 0; ok = 1
-       :: else -> ok = 0
+       :: join == w -> join = JDONE; ok = 1
+       :: else -> w = join; ok = 0
        fi
      };
      if
-     :: ok ->                                  /* fire(*w) on J */
-        jstate = QUEUED;
-        d_step { assert(!jdestroyed); jpushed = 1 }
+     :: ok ->
+        if
+        :: w == JNODE ->                       /* fire(*node): J's node and J, not our cell */
+           jstate = QUEUED;
+           d_step { assert(!jdestroyed && !jpushed); jpushed = 1; jfires++ }
+        :: else -> skip
+        fi;
+        break
      :: else -> skip
      fi
-  :: else -> skip
-  fi;
-#if FINISHER_HOLDS_REF
-  unref();
-#endif
-  skip
+  od
 }
 
 /* After a resume: the budget ran out (or yield_now) and more is ready: RUNNING -> SCHEDULED,
@@ -257,15 +274,16 @@ inline finish(was_cancelled) {
 #define GIVE_WAY \
         if \
         :: ready != 0 || stk != 0 -> \
-           d_step { sched = (sched | SCHED) & ~RUN; owners-- }; \
+           d_step { CELL_ALIVE; sched = (sched | SCHED) & ~RUN; owners-- }; \
            enqueue(); break \
         :: skip \
         fi
 
 inline run_task() {
-  d_step {                                     /* claim_scheduled */
+  d_step {                                     /* claim_scheduled: CAS -> exactly RUNNING */
+    CELL_ALIVE;
     assert((sched & SCHED) && !(sched & (RUN | COMP)));
-    sched = (sched & DET) | RUN;
+    sched = RUN;
     ready = ready | stk; stk = 0;
     owners++;
     assert(owners == 1)                        /* never two runners */
@@ -298,28 +316,34 @@ inline run_task() {
           fi
         };
         if
-        :: (done[0] + done[1] == NF) ->        /* the root is done */
+        :: (done[0] + done[1] == NF) ->        /* the root is done: destroy_core stores its outcome */
            d_step { assert(output == 0); output = 1 };
            finish(0); break
         :: else -> skip
         fi;
         GIVE_WAY
-     :: ready == 0 && !started ->              /* the first run: the root arms its waits */
+     :: ready == 0 && !started ->              /* the first run: ops->start */
         started = 1;
-        k = 0;
-        do
-        :: k < NF -> nstate[k] = REG; k++
-        :: else -> break
-        od;
+        if
+        :: true ->                             /* start returned null: its error is the output */
+           d_step { assert(output == 0); output = 1 };
+           finish(0); break
+        :: true ->                             /* root.resume(): the root arms its waits */
+           k = 0;
+           do
+           :: k < NF -> nstate[k] = REG; k++
+           :: else -> break
+           od
+        fi;
         GIVE_WAY
      :: ready == 0 && started ->
         /* nothing ready: go idle, unless a wake (or an abort) arrived since the last look */
-        d_step { s = sched; ls = stk };
+        d_step { CELL_ALIVE; s = sched; ls = stk };
         if
         :: ls != 0 || (s & SCHED) ->
            d_step {
              if
-             :: sched == s && stk == ls -> sched = (s & DET) | RUN; ready = ready | stk; stk = 0
+             :: sched == s && stk == ls -> sched = RUN; ready = ready | stk; stk = 0
              :: else -> skip
              fi
            }
@@ -353,35 +377,39 @@ end_idle:
 /* ---- the handle's owner: maybe awaits it (a frame of task J), then drops it ---- */
 
 inline take() {                                /* await_resume: cell->take() */
-  assert(sched & COMP);
-  output_taken = 1;
-  consume()
+  d_step {
+    CELL_ALIVE;
+    assert(sched & COMP);
+    output_taken = 1;
+    assert(output == 1); output = 2; consumed++
+  }
 }
 
 proctype Handle() {
-  byte s;
+  byte s, j;
   bool ok;
   if
   :: /* co_await handle */
+     d_step { CELL_ALIVE; s = sched };         /* await_ready: is_complete() */
      if
-     :: sched & COMP -> take()                 /* await_ready */
+     :: s & COMP -> take()
      :: else ->
         /* await_suspend */
         jstate = REG;                          /* arm */
-        d_step { assert(join_waiter == 0); join_waiter = 1 };   /* CAS null -> node */
+        d_step {                               /* CAS join 0 -> &node */
+          CELL_ALIVE;
+          j = join;
+          if
+          :: join == 0 -> join = JNODE
+          :: else -> skip
+          fi
+        };
         if
-        :: sched & COMP ->                     /* it finished meanwhile: take the node back */
-           d_step {
-             if
-             :: join_waiter == 1 -> join_waiter = 0; ok = 1
-             :: else -> ok = 0
-             fi
-           };
-           if
-           :: ok -> jstate = IDLE; take()      /* not suspended */
-           :: else -> jsuspended = 1           /* the finisher fires it */
-           fi
-        :: else -> jsuspended = 1
+        :: j == 0 -> jsuspended = 1            /* the finisher will fire the node */
+        :: else ->
+           jstate = IDLE;                      /* disarm */
+           assert(j == JDONE);                 /* (anything else: the misuse error) */
+           take()                              /* it finished meanwhile: no suspension */
         fi;
         if
         :: jsuspended ->
@@ -391,22 +419,25 @@ proctype Handle() {
            fi;
            if
            :: !jcancel ->
-end_join:     jpushed;                         /* J's run loop pops the node and resumes us */
-              d_step { assert(!jdestroyed); jstate = IDLE; jresumed++ };
+end_join:     jpushed;                         /* J's run loop pops the node, disarms, resumes us */
+              d_step { assert(!jdestroyed); jpushed = 0; jstate = IDLE; jresumed++ };
               take()
-           :: jcancel ->
-              atomic {                         /* J is destroyed mid-wait: ~Awaiter */
-                assert(jstate != IDLE);
+           :: jcancel ->                       /* J is destroyed mid-wait: ~Awaiter */
+              assert(jstate != IDLE);
+              d_step {                         /* CAS join &node -> 0 */
+                CELL_ALIVE;
                 if
-                :: join_waiter == 1 -> join_waiter = 0; ok = 1
+                :: join == JNODE -> join = 0; ok = 1
                 :: else -> ok = 0
                 fi
               };
               if
-              :: ok -> jstate = IDLE
-              :: else -> jpushed; jstate = IDLE   /* cancel_queued: the finisher queues it */
+              :: ok -> jstate = IDLE           /* disarm */
+              :: else ->                       /* cancel_queued: the finisher queues (or queued) it */
+                 jpushed;
+                 d_step { jpushed = 0; jstate = IDLE }
               fi;
-              jdestroyed = 1
+              d_step { assert(!jpushed); jdestroyed = 1 }   /* not left on J's ready list */
            fi
         :: else -> skip
         fi
@@ -417,14 +448,10 @@ end_join:     jpushed;                         /* J's run loop pops the node and
   /* reset() */
   if
   :: !output_taken ->
+     d_step { CELL_ALIVE; j = join; join = join | JDET };   /* fetch_or(kJoinDetached) */
      if
-     :: sched & COMP -> consume()              /* is_complete(): drop */
-     :: else ->
-        d_step { s = sched; sched = sched | DET };   /* fetch_or(DETACHED) */
-        if
-        :: s & COMP -> consume()
-        :: else -> skip
-        fi
+     :: j & JDONE -> consume()                 /* finished before: the output is ours */
+     :: else -> skip                           /* the finisher will drop it */
      fi
   :: else -> skip
   fi;
@@ -433,10 +460,11 @@ end_join:     jpushed;                         /* J's run loop pops the node and
 }
 
 #if CHECK_LIFETIME
-/* the registry's list owner (another worker): sweep() drops its reference once COMPLETE */
+/* the registry's list owner (another thread): sweep() drops its reference once the task is
+   finished (is_finished(): kJoinDone in the join word) */
 proctype Sweeper() {
 end_wait:
-  (sched & COMP) -> unref()
+  (join & JDONE) -> unref()
 }
 #endif
 
@@ -456,17 +484,21 @@ proctype Check() {
   od;
   if
   :: sched & COMP ->
+     assert(join & JDONE);                     /* the finisher got through the join word */
      assert(!jsuspended || jdestroyed || jresumed == 1);   /* the joiner was woken */
      assert(hdone && consumed == 1 && output == 2);        /* the output consumed exactly once */
-     assert(join_waiter == 0)
+     assert(!jpushed)
   :: else ->                                   /* still waiting: on a wait never fired */
-     assert(started && consumed == 0 && !jpushed);
+     assert(started && consumed == 0 && jfires == 0 && !(join & JDONE));
      assert((nstate[0] == REG && claim[0] == 0) || (nstate[1] == REG && claim[1] == 0))
   fi;
-  assert(jresumed <= 1);
-  assert(!jpushed || jsuspended);              /* the joiner was fired only if it suspended */
+  assert(jresumed <= 1 && jfires <= 1);
+  assert(jfires == 0 || jsuspended);           /* the joiner was fired only if it suspended */
 #if CHECK_LIFETIME
-  assert(!hdone || !(sched & COMP) || (freed && refs == 0));
+  if
+  :: hdone && (sched & COMP) -> assert(freed && refs == 0)   /* no leak */
+  :: else -> assert(!freed)
+  fi;
 #endif
   skip
 }

@@ -61,29 +61,33 @@ TEST(YieldNow, ResumesAfterTheTasksThatWereAlreadyReady) {
 
 TEST(YieldNow, AYieldingLoopDoesNotStarveAnotherTaskOnOneWorker) {
   // One worker: the yielder goes behind the ready work every time (never into the LIFO
-  // slot), so the other task makes progress while it loops.
+  // slot), so the other task makes progress while it loops. Both are spawned by a task on
+  // that worker, the other one first, so both are queued before the loop starts.
   auto rt = trpl::Runtime::builder().multi_thread().worker_threads(1).build();
   std::atomic<int> other_runs{0};
   std::atomic<bool> stop{false};
   const int seen = rt.block_on([&]() -> Task<int> {
-    auto spinner = trpl::spawn_task([&]() -> Task<int> {
-      int seen_other = 0;
-      for (int i = 0; i < 1000 && seen_other < 10; ++i) {
-        co_await trpl::yield_now();
-        seen_other = other_runs.load();
-      }
-      stop.store(true);
-      co_return seen_other;
+    auto driver = trpl::spawn_task([&]() -> Task<int> {
+      auto other = trpl::spawn_task([&]() -> Task<void> {
+        while (!stop.load()) {
+          other_runs.fetch_add(1);
+          co_await trpl::yield_now();
+        }
+      });
+      auto spinner = trpl::spawn_task([&]() -> Task<int> {
+        int seen_other = 0;
+        for (int i = 0; i < 100'000 && seen_other < 10; ++i) {
+          co_await trpl::yield_now();
+          seen_other = other_runs.load();
+        }
+        stop.store(true);
+        co_return seen_other;
+      });
+      const int r = (co_await spinner).value();
+      (void)co_await other;
+      co_return r;
     });
-    auto other = trpl::spawn_task([&]() -> Task<void> {
-      while (!stop.load()) {
-        other_runs.fetch_add(1);
-        co_await trpl::yield_now();
-      }
-    });
-    const int r = (co_await spinner).value();
-    (void)co_await other;
-    co_return r;
+    co_return (co_await driver).value();
   });
   EXPECT_GE(seen, 10);
 }
