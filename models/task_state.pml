@@ -35,6 +35,12 @@
 #ifndef NWAITS
 #define NWAITS 2             /* waits per frame: it re-arms its node after the first resume */
 #endif
+#ifndef NAWAITS
+#define NAWAITS 2            /* awaits of the handle: one more after a wait whose frame was destroyed */
+#endif
+#ifndef DUMPER
+#define DUMPER 1             /* a dump_tasks() that claims the idle task and gives it back */
+#endif
 #ifndef CHECK_LIFETIME
 #define CHECK_LIFETIME 0
 #endif
@@ -80,7 +86,6 @@ byte jstate = IDLE;          /* its node's state */
 bool jpushed = 0;            /* its node is on J's wake stack / ready list */
 byte jfires = 0;
 bool jsuspended = 0, jdestroyed = 0;
-bool jcancel = 0;            /* J is destroyed while the frame waits */
 bool hdone = 0;              /* the handle was dropped */
 byte jresumed = 0;
 bool abort_done = 0;
@@ -304,9 +309,10 @@ inline run_task() {
         :: ready & B(0) -> n = 0
         :: ready & B(1) -> n = 1
         fi;
-        ready = ready & ~B(n);
-        nstate[n] = IDLE;                      /* disarm */
-        d_step {                               /* n->frame.resume() */
+        d_step {                               /* (owner-only steps, one atomic step) */
+          ready = ready & ~B(n);               /* pop_ready */
+          nstate[n] = IDLE;                    /* disarm */
+          /* n->frame.resume() */
           assert(!destroyed[n] && !done[n]);
           assert(resumed[n] < fires[n]);       /* one resume per wake */
           resumed[n]++;
@@ -386,64 +392,67 @@ inline take() {                                /* await_resume: cell->take() */
 }
 
 proctype Handle() {
-  byte s, j;
+  byte s, j, nawait = 0;
   bool ok;
-  if
-  :: /* co_await handle */
-     d_step { CELL_ALIVE; s = sched };         /* await_ready: is_complete() */
+  do
+  :: nawait < NAWAITS && !output_taken ->
+     /* co_await handle, by a fresh Awaiter (a previous one was destroyed mid-wait) */
+     d_step {
+       nawait++; jsuspended = 0; jdestroyed = 0; jfires = 0; jresumed = 0;
+       CELL_ALIVE; s = sched                   /* await_ready: is_complete() */
+     };
      if
      :: s & COMP -> take()
      :: else ->
-        /* await_suspend */
-        jstate = REG;                          /* arm */
-        d_step {                               /* CAS join 0 -> &node */
+        /* await_suspend (the node's state is unseen by others until the CAS publishes it:
+           arm and disarm are folded into the CAS step) */
+        d_step {
+          jstate = REG;                        /* arm */
           CELL_ALIVE;
-          j = join;
+          j = join;                            /* CAS join 0 -> &node */
           if
-          :: join == 0 -> join = JNODE
-          :: else -> skip
+          :: join == 0 -> join = JNODE; jsuspended = 1   /* the finisher will fire the node */
+          :: else -> jstate = IDLE             /* disarm */
           fi
         };
         if
-        :: j == 0 -> jsuspended = 1            /* the finisher will fire the node */
+        :: j == 0 -> skip
         :: else ->
-           jstate = IDLE;                      /* disarm */
            assert(j == JDONE);                 /* (anything else: the misuse error) */
            take()                              /* it finished meanwhile: no suspension */
         fi;
         if
         :: jsuspended ->
            if
-           :: jcancel = 0
-           :: jcancel = 1
-           fi;
-           if
-           :: !jcancel ->
+           :: true ->
 end_join:     jpushed;                         /* J's run loop pops the node, disarms, resumes us */
               d_step { assert(!jdestroyed); jpushed = 0; jstate = IDLE; jresumed++ };
               take()
-           :: jcancel ->                       /* J is destroyed mid-wait: ~Awaiter */
-              assert(jstate != IDLE);
-              d_step {                         /* CAS join &node -> 0 */
-                CELL_ALIVE;
-                if
-                :: join == JNODE -> join = 0; ok = 1
-                :: else -> ok = 0
-                fi
-              };
+           :: true ->                          /* the frame is destroyed mid-wait: ~Awaiter */
               if
-              :: ok -> jstate = IDLE           /* disarm */
-              :: else ->                       /* cancel_queued: the finisher queues (or queued) it */
-                 jpushed;
-                 d_step { jpushed = 0; jstate = IDLE }
+              :: jstate == IDLE -> skip        /* (not reached: a suspended node is armed) */
+              :: else ->
+                 d_step {                      /* CAS join &node -> 0 */
+                   CELL_ALIVE;
+                   if
+                   :: join == JNODE -> join = 0; ok = 1
+                   :: else -> ok = 0
+                   fi
+                 };
+                 if
+                 :: ok -> jstate = IDLE        /* disarm */
+                 :: else ->                    /* cancel_queued: the finisher queues (or queued) it */
+                    jpushed;
+                    d_step { jpushed = 0; jstate = IDLE }
+                 fi
               fi;
-              d_step { assert(!jpushed); jdestroyed = 1 }   /* not left on J's ready list */
+              d_step { assert(!jpushed && jfires <= 1); jdestroyed = 1 }   /* not left on J's ready list */
            fi
         :: else -> skip
         fi
      fi
-  :: skip                                      /* never awaited */
-  fi;
+  :: break                                     /* no (more) awaits */
+  od;
   abort_done;                                  /* (abort() is called through the handle) */
   /* reset() */
   if
@@ -465,6 +474,54 @@ end_join:     jpushed;                         /* J's run loop pops the node, di
 proctype Sweeper() {
 end_wait:
   (join & JDONE) -> unref()
+}
+#endif
+
+#if DUMPER
+/* dump_tasks (diagnostics.cpp): for_each_live refs the task if not complete; describe_task
+   claims it if idle (claim_idle), reads its core, and gives it back, queueing it if a wake or an
+   abort arrived meanwhile (they saw RUNNING and left it to us); then unrefs it. */
+proctype Dumper() {
+  bool got = 0, claimed = 0, woken = 0;
+  d_step {
+    if
+    :: !(sched & COMP) -> CELL_ALIVE; refs++; got = 1
+    :: else -> skip
+    fi
+  };
+  if
+  :: got ->
+     d_step {                                  /* claim_idle */
+       CELL_ALIVE;
+       if
+       :: (sched & (SCHED | RUN | COMP)) == 0 ->
+          sched = sched | RUN; owners++; claimed = 1;
+          assert(owners == 1)
+       :: else -> skip
+       fi
+     };
+     if
+     :: claimed ->
+        d_step { CELL_ALIVE; assert(core_alive && started) };   /* reads started, waits_head */
+        d_step {                               /* give it back (CAS) */
+          CELL_ALIVE;
+          assert(sched & RUN);
+          woken = (stk != 0 || (sched & SCHED));
+          if
+          :: woken -> sched = (sched | SCHED) & ~RUN
+          :: else -> sched = sched & ~RUN
+          fi;
+          owners--
+        };
+        if
+        :: woken -> enqueue()
+        :: else -> skip
+        fi
+     :: else -> skip
+     fi;
+     unref()
+  :: else -> skip
+  fi
 }
 #endif
 
@@ -513,6 +570,9 @@ init {
     run Handle();
 #if CHECK_LIFETIME
     run Sweeper();
+#endif
+#if DUMPER
+    run Dumper();
 #endif
     run Check();
     rq!1                                       /* spawn: born SCHEDULED, pushed by the spawner */

@@ -100,27 +100,16 @@ void RuntimeCore::advance_paused_clock(Clock::time_point tp) noexcept {
   }
 }
 
-TaskList& RuntimeCore::spawn_list(bool& shared) noexcept {
-  shared = false;
+TaskList& RuntimeCore::spawn_list() noexcept {
   if (mt_) {
     if (Worker* w = mt_->this_worker()) return w->spawned;
   }
   if (tl_runtime == this) return main_list_;  // the block_on (or current_thread loop) thread
-  shared = true;
   return shared_list_;
 }
 
 void RuntimeCore::spawn(TaskHeader* t) {
-  bool shared;
-  TaskList& list = spawn_list(shared);
-  bool sweep;
-  if (shared) {
-    std::lock_guard lk(list.mutex());
-    sweep = list.push(t, ids_);
-  } else {
-    sweep = list.push(t, ids_);
-  }
-  if (sweep) list.sweep();
+  spawn_list().push(t, ids_);
   if (closing_.load(std::memory_order_acquire)) {
     // The runtime is shutting down: the task is cancelled before it ever runs, as tokio does.
     claim_scheduled(t);
@@ -156,7 +145,7 @@ std::uint64_t RuntimeCore::total_runs() const noexcept {
 void RuntimeCore::block_on(TaskHeader* main) {
   auto refuse = [&](const char* problem, const char* fix) {
     main->ops->destroy_core(main, true);  // never ran: nothing registered
-    main->unref();  // the registry's: it never was registered
+    main->unref();  // "alive": it never was
     throw_error("block_on", problem, fix);
   };
   if (tl_runtime != nullptr) {
@@ -331,7 +320,6 @@ void RuntimeCore::shutdown() {
   // enqueue() leave it now.
   for (unsigned spins = 0; outside_pushers_.load(std::memory_order_seq_cst) != 0;) spin_pause(spins);
   for (auto& slot : drivers_) delete slot.exchange(nullptr, std::memory_order_acq_rel);
-  for_each_list([](TaskList& l) { l.clear(); });
   delete this;
 }
 

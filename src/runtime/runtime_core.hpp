@@ -100,8 +100,8 @@ class RuntimeCore {
  private:
   ~RuntimeCore();
 
-  // The list this thread registers its spawns on, and whether it must take the list's lock.
-  TaskList& spawn_list(bool& shared) noexcept;
+  // The list this thread registers its spawns on.
+  TaskList& spawn_list() noexcept;
   void run_main_loop(TaskHeader* main);
   [[noreturn]] void raise_deadlock(TaskHeader* main);
   // Shutdown: cancels every task, however they are woken meanwhile, until none is left.

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <mutex>
+#include <vector>
 
 namespace trpl::detail {
 
@@ -11,19 +12,19 @@ namespace {
 
 constexpr std::size_t kSlabBytes = 64 * 1024;
 
-// A batch of free chunks: a chain through PoolChunk::next whose first chunk also links the
-// next batch of the shared list. It must fit the smallest chunk (16 bytes): no count is kept
-// in it (take_batch counts the chain; a count here once overwrote a neighbour, found by
-// tests/task/frame_pool_test.cpp).
-struct BatchHead {
-  PoolChunk chain;        // first chunk of the batch
-  BatchHead* next_batch;  // the shared list
+// A batch of free chunks: a chain through PoolChunk::next, and its length. The shared list
+// keeps both outside the chunks: a chunk may be as small as 16 bytes (a count kept in the
+// first chunk once overwrote its neighbour, found by tests/task/frame_pool_test.cpp), and
+// counting a chain means touching every chunk, which another thread freed (a cache miss
+// each: that made refills a fifth of spawn_join_block_on).
+struct Batch {
+  PoolChunk* chain;
+  std::uint32_t count;
 };
-static_assert(sizeof(BatchHead) <= kPoolGranule);
 
 struct SharedClass {
   std::mutex mu;
-  BatchHead* batches = nullptr;
+  std::vector<Batch> batches;
 };
 
 struct Shared {
@@ -40,14 +41,15 @@ Shared& shared() {
 
 std::size_t class_size(std::size_t cls) { return (cls + 1) * kPoolGranule; }
 
-void push_batch(std::size_t cls, PoolChunk* first) noexcept {
-  // The batch header lives in the first chunk (its link word, then the batch link).
-  auto* b = reinterpret_cast<BatchHead*>(first);
-  pool_unpoison(first, class_size(cls));
+void push_batch(std::size_t cls, PoolChunk* first, std::uint32_t count) noexcept {
   SharedClass& sc = shared().classes[cls];
   std::lock_guard lk(sc.mu);
-  b->next_batch = sc.batches;
-  sc.batches = b;
+  try {
+    sc.batches.push_back(Batch{first, count});
+  } catch (...) {
+    // No memory for the list itself: leave the chunks unused rather than lose track of them
+    // (they stay reachable from their slab).
+  }
 }
 
 // A batch from the shared list, or a fresh slab's worth of chunks. Returns the chain and count.
@@ -55,11 +57,11 @@ PoolChunk* take_batch(std::size_t cls, std::uint32_t& count) {
   SharedClass& sc = shared().classes[cls];
   {
     std::lock_guard lk(sc.mu);
-    if (BatchHead* b = sc.batches) {
-      sc.batches = b->next_batch;
-      count = 0;
-      for (PoolChunk* c = &b->chain; c != nullptr; c = c->next) ++count;
-      return &b->chain;
+    if (!sc.batches.empty()) {
+      const Batch b = sc.batches.back();
+      sc.batches.pop_back();
+      count = b.count;
+      return b.chain;
     }
   }
   const std::size_t size = class_size(cls);
@@ -87,7 +89,7 @@ void flush_thread() noexcept {
   PoolCache& c = tl_pool_cache;
   c.dead = true;
   for (std::size_t cls = 0; cls < kPoolClasses; ++cls) {
-    if (c.head[cls] != nullptr) push_batch(cls, c.head[cls]);
+    if (c.head[cls] != nullptr) push_batch(cls, c.head[cls], c.count[cls]);
     c.head[cls] = nullptr;
     c.count[cls] = 0;
   }
@@ -112,7 +114,7 @@ void* pool_refill(std::size_t cls) {
   pool_unpoison(chain, class_size(cls));
   if (c.dead) [[unlikely]] {
     // The thread is exiting: use one chunk, give the rest back.
-    if (PoolChunk* rest = chain->next) push_batch(cls, rest);
+    if (PoolChunk* rest = chain->next) push_batch(cls, rest, count - 1);
     return chain;
   }
   if (!c.registered) arm_exit_flush();
@@ -130,13 +132,13 @@ void pool_spill(std::size_t cls) noexcept {
   PoolChunk* give = keep_last->next;
   keep_last->next = nullptr;
   c.count[cls] -= kPoolBatch;
-  push_batch(cls, give);
+  push_batch(cls, give, kPoolBatch);
 }
 
 void pool_free_slow(void* p, std::size_t cls) noexcept {
   auto* chunk = static_cast<PoolChunk*>(p);
   chunk->next = nullptr;
-  push_batch(cls, chunk);
+  push_batch(cls, chunk, 1);
 }
 
 }  // namespace trpl::detail

@@ -20,6 +20,7 @@
 namespace trpl::detail {
 
 class RuntimeCore;
+class TaskList;
 struct TaskHeader;
 
 // A pause for the short waits of the protocols below (a peer is between two instructions);
@@ -40,7 +41,7 @@ struct QueueLink {
   std::atomic<QueueLink*> queue_next{nullptr};
 };
 
-// What the runtime keeps for a live task: 64 bytes, allocated (from the pool) together with
+// What the runtime keeps for a live task: 80 bytes, allocated (from the pool) together with
 // the task's operation when that is a callable (task_cell.hpp), freed once the task completed.
 // Owner-only fields are touched by the thread holding the task's RUNNING state (or, once, by
 // its spawner before the task is published).
@@ -54,6 +55,8 @@ struct TaskCore : QueueLink {
   WakeNode* ready_head = nullptr;
   WakeNode* ready_tail = nullptr;
   WakeNode* waits_head = nullptr;  // the armed nodes of this task's frames (owner only)
+  TaskCore* registry_prev = nullptr;  // the spawning thread's list of live tasks (registry.hpp)
+  TaskCore* registry_next = nullptr;
   std::uint32_t idle_since_ms = 0; // runtime clock (ms, wrapping) when it last went idle (owner)
   bool pinned = false;    // the block_on main future of a multi_thread runtime: its thread only
   bool started = false;   // the root frame has been resumed once (owner only)
@@ -113,14 +116,13 @@ struct TaskOps {
 //   give way (budget, yield_now): RUNNING -> SCHEDULED, and the runner enqueues it again.
 //   finish: RUNNING -> COMPLETE (the stack is empty: every frame deregistered when destroyed).
 // The life word `life`: bit 0 CANCELLED (abort asked; read by the runner after it claims the
-// task), bits 1.. references (the registry's, the JoinHandle's, a dump's).
+// task), bits 1.. references: the JoinHandle's, a dump's, and "alive", which the finisher
+// drops as the very last thing it does (so nothing frees the cell while it still writes it).
 // The join word `join`: 0, the WakeNode of the frame awaiting the JoinHandle, or flags:
 // kJoinDetached (the handle is gone without taking the output), kJoinDone (the finisher is done
 // with the cell). After COMPLETE the finisher CASes in kJoinDone, waking the node it replaced;
-// if it finds kJoinDetached it drops the output first (no handle is left to race it). That is
-// its last touch of the cell: the registry frees a cell only once it sees kJoinDone (a cell
-// freed right after COMPLETE would be written by its finisher afterwards; the model
-// task_lifetime.pml found that). The handle's awaiter CASes 0 -> its node (failing on
+// if it finds kJoinDetached it drops the output first (no handle is left to race it). The
+// handle's awaiter CASes 0 -> its node (failing on
 // kJoinDone: finished, no wait) and takes it back by CAS when destroyed (failing: the
 // finisher is firing it); a dropped handle sets kJoinDetached (fetch_or) and drops the output
 // itself if kJoinDone was set. Each outcome has exactly one owner.
@@ -147,15 +149,14 @@ struct TaskHeader {
   bool is_complete() const noexcept {
     return (sched.load(std::memory_order_acquire) & kComplete) != 0;
   }
-  // Complete, and its finisher no longer touches the cell (the registry may let it go).
-  bool is_finished() const noexcept { return (join.load(std::memory_order_acquire) & kJoinDone) != 0; }
+
   bool is_cancelled() const noexcept {
     return (life.load(std::memory_order_acquire) & kCancelled) != 0;
   }
 
   // Born SCHEDULED: its spawner pushes it on a run queue.
   std::atomic<std::uintptr_t> sched{kScheduled};
-  std::atomic<std::uint32_t> life{2 * kRefOne};  // the registry's and the handle's
+  std::atomic<std::uint32_t> life{2 * kRefOne};  // "alive" and the handle's
   enum Output : std::uint8_t { kNoOutput, kValue, kError };
   std::uint8_t output = kNoOutput;  // written before COMPLETE, read after it
   bool output_taken = false;        // the JoinHandle moved it out (its owner only)
@@ -163,7 +164,7 @@ struct TaskHeader {
   std::atomic<std::uintptr_t> join{0};  // see above
   const TaskOps* ops;
   std::uint64_t id = 0;
-  TaskHeader* registry_next = nullptr;  // the spawning thread's list of tasks (registry.hpp)
+  TaskList* registry = nullptr;  // the list of live tasks it is on while alive (registry.hpp)
   // For dump_tasks, which names even running tasks (their core may vanish at any moment):
   // the name given to spawn_task (owned, null when none) and where it was called.
   char* name = nullptr;

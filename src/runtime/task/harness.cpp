@@ -127,6 +127,8 @@ void RuntimeCore::cancel_claimed(TaskHeader* t) noexcept {
 }
 
 void RuntimeCore::finish(TaskHeader* t, bool cancelled) noexcept {
+  // Off the registry while the core is still hot (dumps and shutdown stop seeing it).
+  t->registry->remove(&t->core());
   // Destroying the root destroys every frame the task owns; their awaiters deregister through
   // the core, which is freed after them. A finished root's outcome moves into the cell first.
   t->ops->destroy_core(t, cancelled);
@@ -146,14 +148,15 @@ void RuntimeCore::finish(TaskHeader* t, bool cancelled) noexcept {
       // Nobody will read the output, and no handle is left to race us for the word.
       t->ops->drop_output(t);
       t->join.store(H::kJoinDone | H::kJoinDetached, std::memory_order_release);
-      return;
+      break;
     }
     if (t->join.compare_exchange_weak(j, H::kJoinDone, std::memory_order_acq_rel,
                                       std::memory_order_acquire)) {
       if (j != 0) wake_after_unlock(fire(*reinterpret_cast<WakeNode*>(j)));  // not our cell
-      return;
+      break;
     }
   }
+  t->unref();  // "alive": last, the cell may be freed now
 }
 
 }  // namespace trpl::detail

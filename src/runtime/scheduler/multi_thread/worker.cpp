@@ -236,7 +236,6 @@ bool MultiThread::spin_for_work(Worker& w) noexcept {
 }
 
 void MultiThread::sleep(Worker& w) {
-  if (w.spawned.wants_sweep()) w.spawned.sweep();
   const bool was_searching = std::exchange(w.searching, false);
   if (idle_.go_to_sleep(w.index, was_searching) && work_visible(w)) {
     // The last searcher must not leave work behind: look again.
