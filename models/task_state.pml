@@ -39,7 +39,7 @@
 #define NAWAITS 2            /* awaits of the handle: one more after a wait whose frame was destroyed */
 #endif
 #ifndef DUMPER
-#define DUMPER 1             /* a dump_tasks() that claims the idle task and gives it back */
+#define DUMPER 0             /* 1: also a dump_tasks() that claims the idle task and gives it back */
 #endif
 #ifndef CHECK_LIFETIME
 #define CHECK_LIFETIME 0

@@ -108,24 +108,32 @@ struct ChannelState {
   // ---- senders
 
   // Queues `value`, or hands it back (the channel is closed).
+  // (The rare paths are out of line, so the common one saves no registers.)
   std::expected<void, SendError<T>> send(T&& value) {
-    if (tail_.load(std::memory_order_relaxed) & kClosed) return std::unexpected(SendError<T>{std::move(value)});
+    if (tail_.load(std::memory_order_relaxed) & kClosed) [[unlikely]] return refuse(std::move(value));
     const std::uint64_t t = tail_.fetch_add(1, std::memory_order_seq_cst);
     const std::uint64_t i = t & kIndex;
     Block* b = find_block(i);
-    if (t & kClosed) [[unlikely]] {
-      b->ready[i % kSlots].store(kTombstone, std::memory_order_release);
-      return std::unexpected(SendError<T>{std::move(value)});
-    }
+    if (t & kClosed) [[unlikely]] return tombstone(b, i, std::move(value));
     std::construct_at(b->value(i), std::move(value));
     b->ready[i % kSlots].store(kFull, std::memory_order_release);
-    if ((t & kRxWaiting) && i == waited_.load(std::memory_order_relaxed)) [[unlikely]] {
-      // We are the message the receiver sleeps for: whoever clears the bit wakes it.
-      if (tail_.fetch_and(~kRxWaiting, std::memory_order_acq_rel) & kRxWaiting) {
-        wake_after_unlock(fire(*waiter_));
-      }
-    }
+    if (t & kRxWaiting) [[unlikely]] maybe_wake(i);
     return {};
+  }
+  [[gnu::noinline]] static std::expected<void, SendError<T>> refuse(T&& value) {
+    return std::unexpected(SendError<T>{std::move(value)});
+  }
+  // The send raced the close: its slot must still be filled (with "nothing") for the receiver.
+  [[gnu::noinline]] std::expected<void, SendError<T>> tombstone(Block* b, std::uint64_t i, T&& value) {
+    b->ready[i % kSlots].store(kTombstone, std::memory_order_release);
+    return refuse(std::move(value));
+  }
+  [[gnu::noinline]] void maybe_wake(std::uint64_t i) noexcept {
+    if (i != waited_.load(std::memory_order_relaxed)) return;
+    // We are the message the receiver sleeps for: whoever clears the bit wakes it.
+    if (tail_.fetch_and(~kRxWaiting, std::memory_order_acq_rel) & kRxWaiting) {
+      wake_after_unlock(fire(*waiter_));
+    }
   }
   void add_sender() noexcept { senders_.fetch_add(1, std::memory_order_relaxed); }
   void drop_sender() noexcept {
@@ -173,6 +181,16 @@ struct ChannelState {
       }
       return tail_state();
     }
+  }
+  // The common case, inline: the next message is in the current block and published.
+  bool take_ready(std::optional<T>& out) noexcept(std::is_nothrow_move_constructible_v<T>) {
+    if (head_ == head_block_->start + kSlots) return false;
+    if (head_block_->ready[head_ % kSlots].load(std::memory_order_acquire) != kFull) return false;
+    T* v = head_block_->value(head_);
+    out.emplace(std::move(*v));
+    std::destroy_at(v);
+    ++head_;
+    return true;
   }
   // poll(), waiting out a send in flight (a sender between its claim and its publish).
   Poll poll_settled(std::optional<T>* out) {
@@ -222,6 +240,10 @@ struct ChannelState {
   Block* find_block(std::uint64_t i) {
     const std::uint64_t start = i - i % kSlots;
     Block* b = tail_block_.load(std::memory_order_seq_cst);
+    if (b->start == start) [[likely]] return b;
+    return walk_to_block(b, i, start);
+  }
+  [[gnu::noinline]] Block* walk_to_block(Block* b, std::uint64_t i, std::uint64_t start) {
     bool advancing = i % kSlots == 0 || b->start + 2 * kSlots <= start;
     while (b->start != start) {
       Block* n = b->next.load(std::memory_order_acquire);
@@ -350,10 +372,7 @@ class Sender {
   // Errors: trpl::Error on a moved-from Sender.
   // Cost: one atomic read-modify-write (plus a wake when the receiver sleeps).
   std::expected<void, SendError<T>> send(T value) const {
-    if (!state_) {
-      detail::throw_error("Sender::send", "this Sender is empty (moved-from)",
-                          "Send on the Sender you moved it into, or clone one before moving");
-    }
+    if (!state_) [[unlikely]] moved_from();
     return state_->send(std::move(value));
   }
   // A new Sender for the same channel (the same as copying).
@@ -365,6 +384,10 @@ class Sender {
   template <class U>
   friend std::pair<Sender<U>, Receiver<U>> channel();
   explicit Sender(detail::ChannelState<T>* s) noexcept : state_(s) {}
+  [[noreturn, gnu::noinline, gnu::cold]] static void moved_from() {
+    detail::throw_error("Sender::send", "this Sender is empty (moved-from)",
+                        "Send on the Sender you moved it into, or clone one before moving");
+  }
   void release() noexcept {
     if (!state_) return;
     state_->drop_sender();  // the last one closes the channel: recv sees the end
@@ -407,7 +430,13 @@ class Receiver {
       }
     }
     // A message already there (or the end) is taken without suspending.
-    bool await_ready() { return settle() != State::Poll::empty; }
+    bool await_ready() {
+      if (state_->take_ready(value_)) [[likely]] {
+        ready_ = true;
+        return true;
+      }
+      return settle() != State::Poll::empty;
+    }
     bool await_suspend(std::coroutine_handle<> h) {
       for (;;) {
         if (state_->has_waiter()) {
@@ -493,10 +522,10 @@ class Receiver {
   friend std::pair<Sender<U>, Receiver<U>> channel();
   explicit Receiver(State* s) noexcept : state_(s) {}
   void check(const char* call) const {
-    if (!state_) {
-      detail::throw_error(call, "this Receiver is empty (moved-from)",
-                          "Use the Receiver you moved it into");
-    }
+    if (!state_) [[unlikely]] moved_from(call);
+  }
+  [[noreturn, gnu::noinline, gnu::cold]] static void moved_from(const char* call) {
+    detail::throw_error(call, "this Receiver is empty (moved-from)", "Use the Receiver you moved it into");
   }
   void release() noexcept {
     if (!state_) return;
