@@ -101,6 +101,16 @@ void BM_PingPongRoundTrip(benchmark::State& state) {
 }
 BENCHMARK(BM_PingPongRoundTrip);
 
+// ---- yield_now: one task yielding to itself (the run loop requeues it each time)
+
+void BM_YieldNow(benchmark::State& state) {
+  auto rt = current_thread();
+  rt.block_on([&]() -> Task<void> {
+    for (auto _ : state) co_await trpl::yield_now();
+  });
+}
+BENCHMARK(BM_YieldNow);
+
 // ---- channel: a send and the receive of a message already there (no suspension)
 
 void BM_ChannelSendRecv(benchmark::State& state) {
@@ -126,24 +136,16 @@ BENCHMARK(BM_ChannelTryRecv);
 
 // ---- timers: insert and cancel one timer (a sleep armed, then dropped before it fires)
 
-Task<void> sleep_then_drop(trpl::Sleep s) {
-  co_await s;
-}
+// A sleep armed and then dropped before it fires: a coroutine started by hand inside the
+// task runs to its sleep (the timer goes into the wheel) and is destroyed there (it leaves).
+Task<void> sleeper() { co_await trpl::sleep(1h); }
 
 void BM_TimerInsertCancel(benchmark::State& state) {
   auto rt = current_thread();
   rt.block_on([&]() -> Task<void> {
     for (auto _ : state) {
-      // race a far sleep against an immediately ready join: the join arms the sleep, then
-      // destroying the join (at the end of the expression) cancels it.
-      Task<void> t = sleep_then_drop(trpl::sleep(1h));
-      auto h = t.handle();
-      h.promise().continuation_ = std::noop_coroutine();
-      auto* outer = trpl::detail::tl_trampoline;
-      trpl::detail::tl_trampoline = nullptr;
-      h.resume();  // arms the timer and suspends
-      trpl::detail::tl_trampoline = outer;
-      // t's destructor cancels the timer
+      Task<void> t = sleeper();
+      t.handle().resume();
     }
     co_return;
   });
