@@ -1,34 +1,43 @@
-/* task_state.pml — a task's state word, its join word and the protocols around them
- * (scripts/model-check).
+/* task_state.pml — a task's state word, its join word, its references and the protocols
+ * around them (scripts/model-check).
  * Models task_header.hpp (the word `sched`: SCHEDULED RUNNING COMPLETE + wake stack; the word
- * `join`: 0 | the awaiting frame's node | kJoinDetached | kJoinDone; fire, drain_wakes/
- * append_stack/pop_ready, cancel_queued, cancel_locked), harness.cpp (claim_scheduled; run_task:
- * CANCELLED check, resume ready frames, start the root (ops->start may fail: finish at once),
- * go idle or take new wakes, give way; finish: destroy_core (frames destroyed, their awaiters
- * take their nodes back), set_cancelled, the COMPLETE CAS, then the join word last: kJoinDetached
- * -> drop the output, store kJoinDone|kJoinDetached; else CAS what it read (0 or the node) to
- * kJoinDone and fire the node it replaced), runtime.cpp (abort_task, enqueue_woken),
- * join_handle.hpp (Awaiter: await_ready / await_suspend (arm, CAS join 0 -> node; failing on
- * kJoinDone: not suspended) / await_resume / ~Awaiter (CAS node -> 0, else cancel_queued);
- * reset: fetch_or(kJoinDetached), drop the output itself if kJoinDone was set, unref).
+ * `join`: 0 | the awaiting frame's node | kJoinDetached | kJoinDone; the references in `life`;
+ * fire, drain_wakes/append_stack/pop_ready, cancel_queued, cancel_locked), harness.cpp
+ * (claim_scheduled; run_task: CANCELLED check, resume ready frames, start the root (ops->start
+ * may fail: finish at once), go idle or take new wakes, give way; finish: registry->remove,
+ * destroy_core (frames destroyed, their awaiters take their nodes back), set_cancelled, the
+ * COMPLETE CAS, the join word (kJoinDetached -> drop the output, store kJoinDone|kJoinDetached;
+ * else CAS what it read, 0 or the node, to kJoinDone and fire the node it replaced), then
+ * unref of "alive", its last touch), runtime.cpp (abort_task, enqueue_woken), registry.hpp
+ * (the live list: remove, for_each_live), join_handle.hpp (Awaiter: await_ready /
+ * await_suspend (arm, CAS join 0 -> node; failing on kJoinDone: not suspended) /
+ * await_resume / ~Awaiter (CAS node -> 0, else cancel_queued); reset: fetch_or(kJoinDetached),
+ * drop the output itself if kJoinDone was set, unref); task_cell.hpp (~TaskCell drops an
+ * output still there).
  * Processes: 2 runners popping the run queue rq; 2 notifiers, one per frame (taking the node
  * out of its wait list = a claim flag the owner may win instead); an abort (or none); the
- * handle's owner (maybe awaits it from a frame of task J, which may be destroyed mid-wait;
- * then drops it); a checker that runs when nothing else can. Sizes: 2 frames, each waits
- * NWAITS 2 times; the root completes when both returned.
+ * handle's owner (awaits it from a frame of task J, maybe twice: the first frame may be
+ * destroyed mid-wait; or never; then drops it); with DUMPER=1 a dump_tasks (claim_idle, give
+ * back); a checker that runs when nothing else can. Sizes: 2 frames, each waits NWAITS 2 times;
+ * the root completes when both returned; NAWAITS 2 awaits of the handle.
+ * Variants: -DDUMPER=1 (dump_tasks; ~5x the states), -DNAWAITS=1 (one await; half the states),
+ * -DSWEEP=1 (the design of 2d8dfa2, which the first version of these models checked: no
+ * "alive" reference, the registry holds one that TaskList::sweep() drops once kJoinDone is set).
  * Abstracted: stack and ready list are bitsets (order irrelevant: the owner takes the stack
  * whole); budget = nondeterministic give-way when more is ready; J's run loop = "its node was
  * pushed" (jpushed: on J's wake stack / ready list); the output's value vs error (one slot);
- * shutdown's and dump_tasks' claim_idle; memory orders (SC); spurious CAS failures (a CAS loop
- * is one atomic step per attempt).
- * Properties: RUNNING owners <= 1; never queued twice; claim only SCHEDULED & !RUNNING &
- * !COMPLETE; COMPLETE only holding RUNNING, stack empty; no resume of a destroyed frame, one
- * resume per wake, no push onto a destroyed frame's node (the task's frames and J's); no wake
- * lost (at the end COMPLETE, every frame resumed for each wake or destroyed); the output
- * stored once, consumed (taken or dropped) exactly once, never read after; the joiner woken
- * iff it suspended, at most once, and never left on J's ready list when its frame is
- * destroyed; at the end kJoinDone is set iff COMPLETE. CHECK_LIFETIME (task_lifetime.pml):
- * the cell's references and "nothing touches a freed cell".
+ * the registry's lock (remove and for_each_live's ref are atomic steps); shutdown's
+ * cancel_everything; memory orders (SC); spurious CAS failures (a CAS loop is one atomic step
+ * per attempt).
+ * Properties: RUNNING owners <= 1 (runners and dump); never queued twice; claim only SCHEDULED
+ * & !RUNNING & !COMPLETE; COMPLETE only holding RUNNING, stack empty, output stored; no resume
+ * of a destroyed frame, one resume per wake, no push onto a destroyed frame's node (the task's
+ * frames and J's); no wake lost (at the end COMPLETE, every frame resumed for each wake or
+ * destroyed); no abort lost; the output stored once, consumed (taken or dropped) exactly once,
+ * never read after; the joiner woken iff it suspended, at most once, and never left on J's
+ * ready list when its frame is destroyed; at the end kJoinDone is set iff COMPLETE; the core
+ * is alive while listed (remove, for_each_live). CHECK_LIFETIME (task_lifetime.pml): nothing
+ * touches the cell after it is freed, and it is freed iff complete and the handle is gone.
  */
 
 #define NF 2                 /* frames, each waiting on one node with its own notifier */
@@ -43,6 +52,10 @@
 #endif
 #ifndef CHECK_LIFETIME
 #define CHECK_LIFETIME 0
+#endif
+#ifndef SWEEP
+#define SWEEP 0              /* 1: the previous design (2d8dfa2): no "alive" reference; the registry
+                                holds one, dropped by TaskList::sweep() once kJoinDone is set */
 #endif
 
 #define SCHED 1              /* sched's flags */
@@ -65,8 +78,9 @@ byte join = 0;               /* the join word */
 byte output = 0;             /* 0 none, 1 stored, 2 consumed (taken or dropped) */
 byte consumed = 0;
 bool output_taken = 0;
-byte refs = 2;               /* life's references: the registry's and the handle's */
+byte refs = 2;               /* life's references: "alive" (SWEEP: the registry's) and the handle's */
 bool freed = 0;
+bool listed = 1;             /* on its spawner's TaskList of live tasks */
 chan rq = [2] of { bit };    /* the run queues (only this task is ever on them) */
 
 /* TaskCore, owner only (and the frames) */
@@ -102,7 +116,7 @@ inline consume() {
 }
 
 inline unref() {             /* life.fetch_sub; the last one frees the cell */
-  d_step {
+  atomic {
     CELL_ALIVE;
     assert(refs > 0);
     refs--;
@@ -203,6 +217,13 @@ inline cancel_queued(k) {
 }
 
 inline finish(was_cancelled) {
+#if !SWEEP
+  d_step {                                     /* t->registry->remove(core), under its lock */
+    CELL_ALIVE;
+    assert(listed && core_alive);              /* it unlinks the core's links */
+    listed = 0
+  };
+#endif
   /* ops->destroy_core: the root's outcome is in the cell already (the caller stored it) or
      the task is cancelled; destroying the root destroys every frame still alive (its awaiter
      takes its node back); then the core is freed */
@@ -271,7 +292,12 @@ inline finish(was_cancelled) {
         break
      :: else -> skip
      fi
-  od
+  od;
+#if !SWEEP
+  unref()                                      /* "alive": the very last touch */
+#else
+  skip                                         /* (SWEEP: kJoinDone was the last touch) */
+#endif
 }
 
 /* After a resume: the budget ran out (or yield_now) and more is ready: RUNNING -> SCHEDULED,
@@ -468,9 +494,9 @@ end_join:     jpushed;                         /* J's run loop pops the node, di
   hdone = 1
 }
 
-#if CHECK_LIFETIME
-/* the registry's list owner (another thread): sweep() drops its reference once the task is
-   finished (is_finished(): kJoinDone in the join word) */
+#if CHECK_LIFETIME && SWEEP
+/* SWEEP: the registry's list owner (another thread): sweep() drops its reference once the
+   task is finished (is_finished(): kJoinDone in the join word) */
 proctype Sweeper() {
 end_wait:
   (join & JDONE) -> unref()
@@ -478,14 +504,19 @@ end_wait:
 #endif
 
 #if DUMPER
-/* dump_tasks (diagnostics.cpp): for_each_live refs the task if not complete; describe_task
+/* dump_tasks (diagnostics.cpp): for_each_live refs the task while it is on the registry's list
+   (under the list's lock, which the finisher's remove takes; SWEEP: if not complete); describe_task
    claims it if idle (claim_idle), reads its core, and gives it back, queueing it if a wake or an
    abort arrived meanwhile (they saw RUNNING and left it to us); then unrefs it. */
 proctype Dumper() {
   bool got = 0, claimed = 0, woken = 0;
   d_step {
     if
+#if SWEEP
     :: !(sched & COMP) -> CELL_ALIVE; refs++; got = 1
+#else
+    :: listed -> CELL_ALIVE; assert(core_alive); refs++; got = 1   /* walks the cores */
+#endif
     :: else -> skip
     fi
   };
@@ -568,7 +599,7 @@ init {
     run Notifier(1);
     run Abort();
     run Handle();
-#if CHECK_LIFETIME
+#if CHECK_LIFETIME && SWEEP
     run Sweeper();
 #endif
 #if DUMPER

@@ -119,13 +119,14 @@ struct TaskOps {
 // task), bits 1.. references: the JoinHandle's, a dump's, and "alive", which the finisher
 // drops as the very last thing it does (so nothing frees the cell while it still writes it).
 // The join word `join`: 0, the WakeNode of the frame awaiting the JoinHandle, or flags:
-// kJoinDetached (the handle is gone without taking the output), kJoinDone (the finisher is done
-// with the cell). After COMPLETE the finisher CASes in kJoinDone, waking the node it replaced;
-// if it finds kJoinDetached it drops the output first (no handle is left to race it). The
-// handle's awaiter CASes 0 -> its node (failing on
-// kJoinDone: finished, no wait) and takes it back by CAS when destroyed (failing: the
-// finisher is firing it); a dropped handle sets kJoinDetached (fetch_or) and drops the output
-// itself if kJoinDone was set. Each outcome has exactly one owner.
+// kJoinDetached (the handle is gone without taking the output), kJoinDone (the finisher has
+// been: the output is published). After COMPLETE the finisher CASes in kJoinDone, waking the
+// node it replaced; if it finds kJoinDetached it drops the output (no handle is left to race
+// it). The handle's awaiter CASes 0 -> its node (failing on kJoinDone: finished, no wait) and
+// takes it back by CAS when destroyed (failing: the finisher is firing it); a dropped handle
+// sets kJoinDetached (fetch_or) and drops the output itself if kJoinDone was set. Each outcome
+// has exactly one owner, so an unread output is destroyed promptly, once. (The cell's memory
+// is kept by the references: the finisher holds "alive" until its last touch.)
 struct TaskHeader {
   static constexpr std::uintptr_t kScheduled = 1, kRunning = 2, kComplete = 4;
   static constexpr std::uintptr_t kFlags = 7;

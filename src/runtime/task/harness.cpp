@@ -141,7 +141,7 @@ void RuntimeCore::finish(TaskHeader* t, bool cancelled) noexcept {
       break;
     }
   }
-  // The join word (TaskHeader), last: after kJoinDone is in, the cell may be freed at once.
+  // The join word (TaskHeader): wake the awaiting frame, or drop an output nobody will read.
   std::uintptr_t j = t->join.load(std::memory_order_acquire);
   for (;;) {
     if (j == H::kJoinDetached) {
