@@ -25,13 +25,7 @@
 
 #include "trpl/detail/task_header.hpp"
 
-#if defined(__SANITIZE_THREAD__)
-#define TRPL_TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TRPL_TEST_TSAN 1
-#endif
-#endif
+#include "support/sanitizers.hpp"
 
 namespace {
 
@@ -209,6 +203,19 @@ struct Producers {
   std::vector<std::thread> threads;
 };
 
+// After a stress round: the queue is empty and says so, every push arrived once and in its
+// producer's order, and the hint never hid a finished push.
+void expect_all_delivered(InjectQueue& q, const Checker& c, const Producers& prod,
+                          std::uint64_t hint_missed) {
+  EXPECT_EQ(q.pop(), nullptr);
+  EXPECT_FALSE(q.maybe_nonempty());
+  EXPECT_EQ(hint_missed, 0u);
+  EXPECT_EQ(c.out_of_order, 0u);
+  EXPECT_EQ(c.not_queued, 0u);
+  EXPECT_EQ(c.received, kPushes);
+  for (std::uint32_t p = 0; p < kProducers; ++p) EXPECT_EQ(c.next[p], prod.share(p)) << p;
+}
+
 TEST(InjectQueueStress, ProducersToOneConsumerDeliverEveryTaskOnceInPerProducerOrder) {
   InjectQueue q;
   Producers prod(q, kPushes);
@@ -234,13 +241,7 @@ TEST(InjectQueueStress, ProducersToOneConsumerDeliverEveryTaskOnceInPerProducerO
     c.take(t);
   }
   prod.join();
-  EXPECT_EQ(q.pop(), nullptr);
-  EXPECT_FALSE(q.maybe_nonempty());
-  EXPECT_EQ(hint_missed, 0u);
-  EXPECT_EQ(c.out_of_order, 0u);
-  EXPECT_EQ(c.not_queued, 0u);
-  EXPECT_EQ(c.received, kPushes);
-  for (std::uint32_t p = 0; p < kProducers; ++p) EXPECT_EQ(c.next[p], prod.share(p)) << p;
+  expect_all_delivered(q, c, prod, hint_missed);
   std::printf("null pops while the hint said nonempty: %llu\n",
               static_cast<unsigned long long>(in_flight_nulls));
 }
@@ -305,13 +306,7 @@ TEST(InjectQueueStress, ConsumersTakingTurnsThroughATryLockDeliverEveryTaskOnceI
   EXPECT_FALSE(gave_up.load()) << "tasks stranded behind a false maybe_nonempty(): received "
                                << c.received << " of " << kPushes;
   while (q.pop() != nullptr) {}  // (only after such a failure)
-  EXPECT_EQ(q.pop(), nullptr);
-  EXPECT_FALSE(q.maybe_nonempty());
-  EXPECT_EQ(hint_missed, 0u);
-  EXPECT_EQ(c.out_of_order, 0u);
-  EXPECT_EQ(c.not_queued, 0u);
-  EXPECT_EQ(c.received, kPushes);
-  for (std::uint32_t p = 0; p < kProducers; ++p) EXPECT_EQ(c.next[p], prod.share(p)) << p;
+  expect_all_delivered(q, c, prod, hint_missed);
   std::printf("consumer turns %llu, flag busy %llu\n",
               static_cast<unsigned long long>(turns.load()),
               static_cast<unsigned long long>(busy.load()));

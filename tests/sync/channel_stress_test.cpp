@@ -17,13 +17,7 @@
 #include "trpl/sync/channel.hpp"
 #include "trpl/time.hpp"
 
-#if defined(__SANITIZE_THREAD__)
-#define TRPL_TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TRPL_TEST_TSAN 1
-#endif
-#endif
+#include "support/sanitizers.hpp"
 
 namespace {
 

@@ -26,13 +26,7 @@
 #include <utility>
 #include <vector>
 
-#if defined(__SANITIZE_THREAD__)
-#define TRPL_TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TRPL_TEST_TSAN 1
-#endif
-#endif
+#include "support/sanitizers.hpp"
 
 namespace {
 
